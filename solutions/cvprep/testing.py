@@ -1,0 +1,271 @@
+"""Oracles and checks shared by the test suite and the exercises' hidden tests.
+
+An *oracle* computes the same quantity a different way from the code it checks, so a
+bug in one is not repeated in the other: output sizes by sliding a window and
+counting, receptive fields by following one output unit back to the input pixels it
+depends on. Where an oracle is another ``cvprep`` function (``conv2d`` checks a
+learner's loops), that function is itself tested against PyTorch in
+``solutions/tests``.
+
+The ``check_*`` functions take the function under test, run it on seeded random cases
+and raise ``AssertionError`` describing the first case that fails. They print nothing:
+nbgrader gives zero to a grade cell that writes to stderr. This module imports NumPy
+only, so an exercise's hidden tests do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from cvprep import conv
+
+__all__ = [
+    "output_size_by_counting",
+    "back_projection",
+    "receptive_field_by_back_projection",
+    "random_conv2d_case",
+    "random_pool_case",
+    "random_layer_stack",
+    "check_conv_output_size",
+    "check_conv_output_size_rejects",
+    "check_conv2d",
+    "check_max_pool2d",
+    "check_receptive_field",
+]
+
+
+# Oracles -----------------------------------------------------------------------------
+
+def output_size_by_counting(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Slide the dilated kernel along the padded input one step at a time and count the fits."""
+    span = dilation * (kernel_size - 1) + 1
+    count, left = 0, 0
+    while left + span <= size + 2 * padding:
+        count += 1
+        left += stride
+    return count
+
+
+def back_projection(layers: Sequence[Sequence[int]], unit: int = 0) -> list[int]:
+    """Input coordinates that output ``unit`` of the last layer depends on, along one axis.
+
+    Walks the stack backwards: unit ``q`` of a layer ``(k, s, p, d)`` reads units
+    ``q * s - p + t * d`` (``t = 0 .. k - 1``) of the layer before. Coordinates below 0
+    or past the input's end fall in the padding; they still count, as they do in the
+    receptive-field recurrence.
+
+    Returns:
+        The sorted coordinates (with holes where dilation skips pixels).
+    """
+    positions = {unit}
+    for kernel_size, stride, padding, dilation in reversed(list(layers)):
+        positions = {q * stride - padding + t * dilation for q in positions for t in range(kernel_size)}
+    return sorted(positions)
+
+
+def receptive_field_by_back_projection(layers: Sequence[Sequence[int]]) -> list[tuple[int, int, float]]:
+    """``(size, jump, start)`` after every layer, measured from back projections of units 0 and 1."""
+    fields = []
+    for depth in range(1, len(layers) + 1):
+        unit0 = back_projection(layers[:depth], 0)
+        unit1 = back_projection(layers[:depth], 1)
+        centre0 = (unit0[0] + unit0[-1]) / 2
+        centre1 = (unit1[0] + unit1[-1]) / 2
+        fields.append((unit0[-1] - unit0[0] + 1, int(centre1 - centre0), centre0))
+    return fields
+
+
+# Random cases ------------------------------------------------------------------------
+
+CONV2D_KINDS = ("single_channel", "channels", "geometry", "groups")
+POOL_KINDS = ("default_stride", "geometry")
+STACK_KINDS = ("stride_one", "any")
+
+
+def _int_or_pair(rng: np.random.Generator, low: int, high: int) -> int | tuple[int, int]:
+    """An int in [low, high], or (a third of the time) a pair of them."""
+    if rng.random() < 1 / 3:
+        return (int(rng.integers(low, high + 1)), int(rng.integers(low, high + 1)))
+    return int(rng.integers(low, high + 1))
+
+
+def _as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return value if isinstance(value, tuple) else (value, value)
+
+
+def random_conv2d_case(rng: np.random.Generator, kind: str = "geometry") -> dict:
+    """Keyword arguments for one small ``conv2d`` call, always with a non-empty output.
+
+    Args:
+        rng: the random generator (seed it).
+        kind: ``"single_channel"`` (one input and one output channel, stride 1, no
+            padding), ``"channels"`` (several channels and a bias), ``"geometry"``
+            (adds stride, padding and dilation, ints or pairs) or ``"groups"`` (adds groups).
+    """
+    if kind not in CONV2D_KINDS:
+        raise ValueError(f"kind must be one of {CONV2D_KINDS}, got {kind!r}")
+    groups = int(rng.choice([1, 2, 3])) if kind == "groups" else 1
+    c_in = 1 if kind == "single_channel" else groups * int(rng.integers(1, 4))
+    c_out = 1 if kind == "single_channel" else groups * int(rng.integers(1, 4))
+    kernel = _int_or_pair(rng, 1, 3) if kind != "single_channel" else int(rng.integers(1, 4))
+    geometry = {"stride": 1, "padding": 0, "dilation": 1}
+    if kind in ("geometry", "groups"):
+        geometry = {"stride": _int_or_pair(rng, 1, 3), "padding": _int_or_pair(rng, 0, 2), "dilation": _int_or_pair(rng, 1, 2)}
+    spans = [d * (k - 1) + 1 for k, d in zip(_as_pair(kernel), _as_pair(geometry["dilation"]))]
+    # at least one output position: H + 2p >= span
+    h, w = (max(1, s - 2 * p) + int(rng.integers(0, 5)) for s, p in zip(spans, _as_pair(geometry["padding"])))
+    case = {
+        "x": rng.standard_normal((int(rng.integers(1, 3)), c_in, h, w)),
+        "weight": rng.standard_normal((c_out, c_in // groups, *_as_pair(kernel))),
+        "bias": rng.standard_normal(c_out) if kind != "single_channel" else None,
+        **geometry,
+    }
+    if kind == "groups":
+        case["groups"] = groups
+    return case
+
+
+def random_pool_case(rng: np.random.Generator, kind: str = "geometry") -> dict:
+    """Keyword arguments for one small pooling call (``"default_stride"`` or ``"geometry"``)."""
+    if kind not in POOL_KINDS:
+        raise ValueError(f"kind must be one of {POOL_KINDS}, got {kind!r}")
+    kernel = _int_or_pair(rng, 1, 4)
+    geometry: dict = {}
+    padding = (0, 0)
+    if kind == "geometry":
+        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in _as_pair(kernel))  # at most half the kernel
+        geometry = {"stride": _int_or_pair(rng, 1, 3), "padding": padding}
+    h, w = (max(1, k - 2 * p) + int(rng.integers(0, 6)) for k, p in zip(_as_pair(kernel), padding))
+    x = rng.standard_normal((int(rng.integers(1, 3)), int(rng.integers(1, 4)), h, w))
+    return {"x": x, "kernel_size": kernel, **geometry}
+
+
+def random_layer_stack(rng: np.random.Generator, kind: str = "any") -> list[tuple[int, int, int, int]]:
+    """One to five ``(kernel_size, stride, padding, dilation)`` layers of ints.
+
+    ``"stride_one"`` keeps stride and dilation at 1; ``"any"`` draws all four.
+    """
+    if kind not in STACK_KINDS:
+        raise ValueError(f"kind must be one of {STACK_KINDS}, got {kind!r}")
+    layers = []
+    for _ in range(int(rng.integers(1, 6))):
+        kernel = int(rng.integers(1, 8))
+        if kind == "stride_one":
+            layers.append((kernel, 1, int(rng.integers(0, kernel)), 1))
+        else:
+            layers.append((kernel, int(rng.integers(1, 4)), int(rng.integers(0, kernel)), int(rng.integers(1, 4))))
+    return layers
+
+
+# Checks ------------------------------------------------------------------------------
+
+def _describe_call(name: str, kwargs: dict) -> str:
+    parts = []
+    for key, value in kwargs.items():
+        if isinstance(value, np.ndarray):
+            parts.append(f"{key}=<array of shape {value.shape}>")
+        elif value is not None:
+            parts.append(f"{key}={value!r}")
+    return f"{name}({', '.join(parts)})"
+
+
+def _assert_array_matches(got: object, expected: np.ndarray, call: str) -> None:
+    if not isinstance(got, np.ndarray):
+        raise AssertionError(f"{call} returned {type(got).__name__}, expected a numpy.ndarray")
+    if got.shape != expected.shape:
+        raise AssertionError(f"{call} returned shape {got.shape}, expected {expected.shape}")
+    if not np.allclose(got, expected, rtol=1e-6, atol=1e-8):
+        where = np.unravel_index(np.argmax(np.abs(got - expected)), expected.shape)
+        raise AssertionError(
+            f"{call} is wrong: at index {tuple(int(i) for i in where)} it returned {got[where]:.6g}, "
+            f"expected {expected[where]:.6g} (max abs difference {np.max(np.abs(got - expected)):.3g})"
+        )
+
+
+def check_conv_output_size(fn: Callable[..., int], n_cases: int = 200, seed: int = 0) -> None:
+    """Compare ``fn`` with sliding-and-counting on random valid arguments."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        kernel, stride, padding, dilation = (int(rng.integers(1, 8)), int(rng.integers(1, 5)),
+                                             int(rng.integers(0, 4)), int(rng.integers(1, 4)))
+        span = dilation * (kernel - 1) + 1
+        size = max(1, span - 2 * padding) + int(rng.integers(0, 20))
+        kwargs = {"size": size, "kernel_size": kernel, "stride": stride, "padding": padding, "dilation": dilation}
+        expected = output_size_by_counting(**kwargs)
+        got = fn(**kwargs)
+        if got != expected:
+            raise AssertionError(f"{_describe_call('conv_output_size', kwargs)} returned {got!r}, expected {expected}")
+
+
+def _expect_value_error(fn: Callable, name: str, kwargs: dict) -> None:
+    try:
+        result = fn(**kwargs)
+    except ValueError:
+        return
+    except Exception as error:  # noqa: BLE001 - any other exception is the learner's bug to see
+        raise AssertionError(
+            f"{_describe_call(name, kwargs)} raised {type(error).__name__}: {error}; expected ValueError"
+        ) from None
+    raise AssertionError(f"{_describe_call(name, kwargs)} returned {result!r}; expected it to raise ValueError")
+
+
+def check_conv_output_size_rejects(fn: Callable[..., int], n_cases: int = 50, seed: int = 0) -> None:
+    """``fn`` must raise ValueError for an out-of-range argument or an empty output."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        kernel, padding, dilation = int(rng.integers(2, 8)), int(rng.integers(0, 3)), int(rng.integers(1, 4))
+        span = dilation * (kernel - 1) + 1
+        too_small = span - 2 * padding - 1  # one pixel short of a single window
+        if too_small >= 1:
+            _expect_value_error(fn, "conv_output_size",
+                                {"size": too_small, "kernel_size": kernel, "stride": 1, "padding": padding, "dilation": dilation})
+    valid = {"size": 8, "kernel_size": 3, "stride": 1, "padding": 0, "dilation": 1}
+    for key, bad in (("size", 0), ("kernel_size", 0), ("stride", 0), ("padding", -1), ("dilation", 0)):
+        _expect_value_error(fn, "conv_output_size", {**valid, key: bad})
+
+
+def check_conv2d(fn: Callable[..., np.ndarray], kind: str = "geometry", n_cases: int = 25, seed: int = 0) -> None:
+    """Compare ``fn`` with :func:`cvprep.conv.conv2d` on random cases of one ``kind``.
+
+    See :func:`random_conv2d_case` for the kinds. Arguments are passed by keyword,
+    with the names of ``torch.nn.functional.conv2d``.
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        kwargs = random_conv2d_case(rng, kind)
+        if kwargs["bias"] is None:
+            del kwargs["bias"]
+        expected = conv.conv2d(**kwargs)
+        _assert_array_matches(fn(**{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}),
+                              expected, _describe_call("conv2d", kwargs))
+
+
+def check_max_pool2d(fn: Callable[..., np.ndarray], kind: str = "geometry", n_cases: int = 25, seed: int = 0) -> None:
+    """Compare ``fn`` with :func:`cvprep.conv.max_pool2d` on random cases of one ``kind``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        kwargs = random_pool_case(rng, kind)
+        expected = conv.max_pool2d(**kwargs)
+        _assert_array_matches(fn(**{**kwargs, "x": kwargs["x"].copy()}), expected, _describe_call("max_pool2d", kwargs))
+
+
+def check_receptive_field(fn: Callable[[list], list], kind: str = "any", n_cases: int = 50, seed: int = 0) -> None:
+    """Compare ``fn`` with :func:`receptive_field_by_back_projection` on random stacks."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        layers = random_layer_stack(rng, kind)
+        expected = receptive_field_by_back_projection(layers)
+        got = fn(list(layers))
+        call = f"receptive_field({layers})"
+        if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+            raise AssertionError(f"{call} must return one (size, jump, start) per layer ({len(expected)}), got {got!r}")
+        for index, (field, (size, jump, start)) in enumerate(zip(got, expected)):
+            if len(tuple(field)) != 3:
+                raise AssertionError(f"{call}[{index}] must be a (size, jump, start) triple, got {field!r}")
+            got_size, got_jump, got_start = field
+            if got_size != size or got_jump != jump or not np.isclose(got_start, start):
+                raise AssertionError(
+                    f"{call}[{index}] = ({got_size}, {got_jump}, {got_start}), expected ({size}, {jump}, {start})"
+                )
