@@ -100,14 +100,45 @@ def receptive_field(layers: Sequence[Sequence[int]] | "torch.nn.Module", axis: i
         Networks", Distill, 2019; Simonyan and Zisserman, "Very Deep Convolutional
         Networks for Large-Scale Image Recognition", 2014, arXiv:1409.1556 (stacks of 3x3).
     """
+    return _receptive_field_of_specs(layer_specs(layers, axis))
+
+
+def layer_specs(layers: Sequence[Sequence[int]] | "torch.nn.Module", axis: int = 0) -> list[LayerSpec]:
+    """Validate a layer stack and return it as integer :class:`LayerSpec` s along ``axis``.
+
+    Accepts the same ``layers`` as :func:`receptive_field`, which documents the errors.
+    """
     axis = check_int(axis, "axis", 0)
     if axis > 1:
         raise ValueError(f"axis must be 0 (height) or 1 (width), got {axis}")
     if hasattr(layers, "named_modules"):
-        return _receptive_field_of_specs(list(conv_layers(layers, axis=axis).values()))
+        return list(conv_layers(layers, axis=axis).values())
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
         raise TypeError(f"layers must be a sequence of layer tuples or a torch.nn.Module, got {type(layers).__name__}")
-    return _receptive_field_of_specs([_layer_spec(layer, i, axis) for i, layer in enumerate(layers)])
+    return [_layer_spec(layer, i, axis) for i, layer in enumerate(layers)]
+
+
+def back_projection(layers: Sequence[Sequence[int]], unit: int = 0) -> list[list[int]]:
+    """Which units of every layer output ``unit`` of the last layer depends on.
+
+    Walks the stack backwards: unit ``q`` of a layer ``(k, s, p, d)`` reads units
+    ``q * s - p + t * d`` (``t = 0 .. k - 1``) of the layer before it. Indices below 0
+    or past the end of a layer fall in its padding; they are kept, as the receptive
+    field counts them too. This is the definition the recurrence summarises, so the
+    tests use it as an independent oracle.
+
+    Args:
+        layers: ``(kernel_size, stride, padding, dilation)`` tuples of ints, in order.
+        unit: index of the unit in the last layer's output.
+
+    Returns:
+        One sorted list of unit indices per layer, from the input (index 0) to the last
+        layer's output (``[unit]``); dilation leaves holes in them.
+    """
+    seen = [[unit]]
+    for kernel_size, stride, padding, dilation in reversed(list(layers)):
+        seen.append(sorted({q * stride - padding + t * dilation for q in seen[-1] for t in range(kernel_size)}))
+    return seen[::-1]
 
 
 def conv_layers(module: "torch.nn.Module", axis: int = 0, exclude: Sequence[str] = ()) -> dict[str, LayerSpec]:

@@ -3,9 +3,9 @@
 An *oracle* computes the same quantity a different way from the code it checks, so a
 bug in one is not repeated in the other: output sizes by sliding a window and
 counting, receptive fields by following one output unit back to the input pixels it
-depends on. Where an oracle is another ``cvprep`` function (``conv2d`` checks a
-learner's loops), that function is itself tested against PyTorch in
-``solutions/tests``.
+depends on (:func:`cvprep.receptive_field.back_projection`). Where an oracle is
+another ``cvprep`` function (``conv2d`` checks a learner's loops), that function is
+itself tested against PyTorch in ``solutions/tests``.
 
 The ``check_*`` functions take the function under test, run it on seeded random cases
 and raise ``AssertionError`` describing the first case that fails. They print nothing:
@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cvprep import conv
+from cvprep.receptive_field import back_projection
 
 __all__ = [
     "output_size_by_counting",
-    "back_projection",
     "receptive_field_by_back_projection",
     "random_conv2d_case",
     "random_pool_case",
@@ -48,29 +48,12 @@ def output_size_by_counting(size: int, kernel_size: int, stride: int = 1, paddin
     return count
 
 
-def back_projection(layers: Sequence[Sequence[int]], unit: int = 0) -> list[int]:
-    """Input coordinates that output ``unit`` of the last layer depends on, along one axis.
-
-    Walks the stack backwards: unit ``q`` of a layer ``(k, s, p, d)`` reads units
-    ``q * s - p + t * d`` (``t = 0 .. k - 1``) of the layer before. Coordinates below 0
-    or past the input's end fall in the padding; they still count, as they do in the
-    receptive-field recurrence.
-
-    Returns:
-        The sorted coordinates (with holes where dilation skips pixels).
-    """
-    positions = {unit}
-    for kernel_size, stride, padding, dilation in reversed(list(layers)):
-        positions = {q * stride - padding + t * dilation for q in positions for t in range(kernel_size)}
-    return sorted(positions)
-
-
 def receptive_field_by_back_projection(layers: Sequence[Sequence[int]]) -> list[tuple[int, int, float]]:
     """``(size, jump, start)`` after every layer, measured from back projections of units 0 and 1."""
     fields = []
     for depth in range(1, len(layers) + 1):
-        unit0 = back_projection(layers[:depth], 0)
-        unit1 = back_projection(layers[:depth], 1)
+        unit0 = back_projection(layers[:depth], 0)[0]  # the input pixels unit 0 depends on
+        unit1 = back_projection(layers[:depth], 1)[0]
         centre0 = (unit0[0] + unit0[-1]) / 2
         centre1 = (unit1[0] + unit1[-1]) / 2
         fields.append((unit0[-1] - unit0[0] + 1, int(centre1 - centre0), centre0))

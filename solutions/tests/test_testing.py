@@ -14,13 +14,6 @@ def test_output_size_by_counting_hand_worked():
     assert testing.output_size_by_counting(5, 3, dilation=2) == 1  # span 5
 
 
-def test_back_projection_hand_worked():
-    assert testing.back_projection([(3, 1, 0, 1), (3, 1, 0, 1)], 0) == [0, 1, 2, 3, 4]
-    assert testing.back_projection([(3, 1, 0, 2)], 0) == [0, 2, 4]  # holes from dilation
-    assert testing.back_projection([(2, 2, 0, 1)], 1) == [2, 3]
-    assert testing.back_projection([(3, 1, 1, 1)], 0) == [-1, 0, 1]  # -1 is padding
-
-
 @pytest.mark.parametrize("kind", testing.CONV2D_KINDS)
 def test_random_conv2d_cases_are_valid_and_varied(kind):
     rng = np.random.default_rng(1)
