@@ -5,10 +5,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from assignment import ASSIGNMENT, SOURCE
 from autograder import course
-
-ASSIGNMENT = "01-convolution"
-SOURCE = course.EXERCISES / ASSIGNMENT / "convolution.ipynb"
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import pytest
 
 from autograder import sources
 
-from conftest import ASSIGNMENT, SOURCE
+from assignment import ASSIGNMENT, SOURCE
 
 PARTS = {  # solution cell -> its grade cells
     "conv_output_size": ["test_conv_output_size_formula", "test_conv_output_size_errors"],

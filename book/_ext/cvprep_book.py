@@ -74,14 +74,23 @@ def _copy_plotly_js(app, exception):
         shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", target)
 
 
-def question_entries(questions: list[dict]) -> str:
+def chapter_title(book: Path, chapter: str) -> str:
+    """The first level-1 heading of a chapter's index page."""
+    for line in (book / chapter / "index.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    raise ValueError(f"book/{chapter}/index.md has no '# ' title")
+
+
+def question_entries(questions: list[dict], book: Path) -> str:
     """MyST markdown for the question page: one heading per chapter, one entry per question."""
     lines = []
     chapter = None
     for q in questions:
         if q["chapter"] != chapter:
             chapter = q["chapter"]
-            lines += ["", f"## {{doc}}`/book/{chapter}/index`", ""]
+            lines += ["", f"## {chapter_title(book, chapter)}", "",
+                      f"{{doc}}`Read the chapter </book/{chapter}/index>`", ""]
         lines += [
             f"({'q-' + q['id']})=",
             f"### `{q['id']}` {q['question'].strip()}",
@@ -100,7 +109,7 @@ def _append_questions(app, docname, source):
     path = Path(app.srcdir) / "book" / "questions.yml"
     app.env.note_dependency(str(path))  # editing the data file rebuilds the page
     questions = yaml.safe_load(path.read_text(encoding="utf-8"))
-    source[0] += "\n" + question_entries(questions)
+    source[0] += "\n" + question_entries(questions, path.parent)
 
 
 def setup(app):

@@ -1,0 +1,114 @@
+"""Build the site exactly as `make book` does and check what a reader gets.
+
+The build reuses jupyter-book's execution cache in _build/, so after the first build
+only edited pages run again.
+"""
+
+import html
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from repo_paths import BOOK, REPO
+
+SITE = REPO / "_build" / "html"
+KERNEL_NOISE = ("Kernel is running over TCP without encryption",)
+
+
+@pytest.fixture(scope="module")
+def build_log():
+    bin_dir = Path(sys.executable).parent
+    release = subprocess.run([sys.executable, "-m", "autograder", "release", "--all", "--out", str(BOOK / "_exercises")],
+                             cwd=REPO, capture_output=True, text=True)
+    assert release.returncode == 0, release.stderr
+    build = subprocess.run([str(bin_dir / "jupyter-book"), "build", ".", "--builder", "html"],
+                           cwd=REPO, capture_output=True, text=True)
+    log = build.stdout + build.stderr
+    assert build.returncode == 0, log[-3000:]
+    return log
+
+
+def page(path: str) -> str:
+    return (SITE / path).with_suffix(".html").read_text(encoding="utf-8")
+
+
+def plotly_figures(text: str) -> list[dict]:
+    """The figure specs plotly.js is given on a page: Plotly.newPlot("id", data, layout, config)."""
+    decoder = json.JSONDecoder()
+    figures = []
+    for match in re.finditer(r'Plotly\.newPlot\(\s*"[^"]+",\s*', text):
+        data, end = decoder.raw_decode(text, match.end())
+        layout, _ = decoder.raw_decode(text, re.compile(r",\s*").match(text, end).end())
+        figures.append({"data": data, "layout": layout})
+    return figures
+
+
+def test_build_has_no_warnings(build_log):
+    warnings = [line for line in build_log.splitlines()
+                if "WARNING" in line and not any(noise in line for noise in KERNEL_NOISE)]
+    assert not warnings, "\n".join(warnings)
+
+
+def test_every_toc_page_is_built(build_log):
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]] + [entry["file"] for part in toc["parts"] for chapter in part["chapters"]
+                             for entry in [chapter, *chapter.get("sections", [])]]
+    missing = [f for f in files if not (SITE / f).with_suffix(".html").exists()]
+    assert not missing
+
+
+@pytest.mark.parametrize("name, minimum, interactive", [
+    ("convolution", 1, None),
+    ("arithmetic", 4, "frames"),
+    ("receptive-field", 3, "sliders"),
+    ("forward-pass", 1, None),
+])
+def test_chapter_figures_render_and_stay_interactive(build_log, name, minimum, interactive):
+    text = page(f"book/01-convolution/{name}")
+    assert text.count('class="plotly-graph-div"') >= minimum
+    assert "_static/vendor/plotly.min.js" in text  # loaded from the site itself, not a CDN
+    figures = plotly_figures(text)
+    assert len(figures) == text.count('class="plotly-graph-div"')
+    if interactive == "sliders":
+        assert any(f["layout"].get("sliders") for f in figures)
+    if interactive == "frames":  # frames are added by a separate Plotly.addFrames call
+        assert "Plotly.addFrames" in text and '"updatemenus"' in text
+
+
+def test_plotly_is_vendored(build_log):
+    js = SITE / "_static" / "vendor" / "plotly.min.js"
+    assert js.stat().st_size > 1_000_000
+
+
+def test_no_errors_or_stderr_on_pages(build_log):
+    for path in SITE.joinpath("book").rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        assert "output traceback" not in text and "output stderr" not in text, path
+
+
+def test_glued_numbers_match_cvprep(build_log):
+    import torchvision
+
+    from cvprep.receptive_field import receptive_field
+
+    text = page("book/01-convolution/receptive-field")
+    vgg = receptive_field(torchvision.models.vgg16())[-1].size
+    assert f'VGG-16’s <span class="pasted-text">{vgg}</span>' in text or f"VGG-16's <span class=\"pasted-text\">{vgg}</span>" in text
+
+
+def test_exercise_page_is_the_student_version(build_log):
+    text = html.unescape(page("book/_exercises/01-convolution/convolution"))
+    assert "YOUR CODE HERE" in text and "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    assert "cvprep.testing" not in text
+
+
+def test_question_page_links_every_question_to_its_section(build_log):
+    text = page("book/questions")
+    for question in yaml.safe_load((BOOK / "questions.yml").read_text()):
+        assert f'id="q-{question["id"]}"' in text
+        assert f'#{question["section"]}"' in text, question["id"]
