@@ -22,8 +22,19 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e ".[test]"
 	@touch $@
 
-book: $(STAMP)
+# The student notebooks shown in the book, regenerated only when an exercise changes.
+RELEASED := book/_exercises/.released
+$(RELEASED): $(STAMP) $(wildcard exercises/*/*.ipynb)
 	$(BIN)/python -m autograder release --all --out book/_exercises
+	@touch $@
+
+# JupyterLab opens the chapters' MyST pages (.md) as notebooks, through jupytext.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_SETTINGS): $(STAMP)
+	@mkdir -p $(dir $@)
+	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook"}}}' > $@
+
+book: $(RELEASED)
 	$(BIN)/jupyter-book build . --builder html
 	@echo
 	@echo "The book is in _build/html. Open file://$(CURDIR)/_build/html/index.html"
@@ -31,9 +42,10 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
-lab: $(STAMP)
+lab: $(STAMP) $(LAB_SETTINGS)
 	$(BIN)/python -m autograder workspace --out workspace
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/workspace
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/workspace \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # After changing a pin in pyproject.toml: reinstall, then record every installed version.
 lock: $(STAMP)
