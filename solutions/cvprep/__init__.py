@@ -1,1 +1,14 @@
-"""cvprep."""
+"""cvprep: the reference solutions of the cvprep book, one concept per module.
+
+* ``cvprep.conv``: ``conv2d`` (and its loop version), ``conv_output_size``,
+  ``max_pool2d``, ``avg_pool2d`` in NumPy, with ``torch.nn.functional``'s semantics.
+* ``cvprep.receptive_field``: receptive field size, jump and start of a layer stack
+  or a torch module.
+* ``cvprep.testing``: oracles and the checks behind the exercises' hidden tests.
+* ``cvprep.widgets``: the book's figures (plotly) and live explorers (ipywidgets).
+
+Importing ``cvprep`` imports nothing heavy: NumPy modules never load torch, and plotly
+is loaded only by ``cvprep.widgets``.
+"""
+
+__version__ = "0.1.0"

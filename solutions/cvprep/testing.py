@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cvprep import conv
+from cvprep._validation import pair
 from cvprep.receptive_field import back_projection
 
 __all__ = [
@@ -74,10 +75,6 @@ def _int_or_pair(rng: np.random.Generator, low: int, high: int) -> int | tuple[i
     return int(rng.integers(low, high + 1))
 
 
-def _as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return value if isinstance(value, tuple) else (value, value)
-
-
 def random_conv2d_case(rng: np.random.Generator, kind: str = "geometry") -> dict:
     """Keyword arguments for one small ``conv2d`` call, always with a non-empty output.
 
@@ -96,12 +93,12 @@ def random_conv2d_case(rng: np.random.Generator, kind: str = "geometry") -> dict
     geometry = {"stride": 1, "padding": 0, "dilation": 1}
     if kind in ("geometry", "groups"):
         geometry = {"stride": _int_or_pair(rng, 1, 3), "padding": _int_or_pair(rng, 0, 2), "dilation": _int_or_pair(rng, 1, 2)}
-    spans = [d * (k - 1) + 1 for k, d in zip(_as_pair(kernel), _as_pair(geometry["dilation"]))]
+    spans = [d * (k - 1) + 1 for k, d in zip(pair(kernel, "kernel_size", 1), pair(geometry["dilation"], "dilation", 1))]
     # at least one output position: H + 2p >= span
-    h, w = (max(1, s - 2 * p) + int(rng.integers(0, 5)) for s, p in zip(spans, _as_pair(geometry["padding"])))
+    h, w = (max(1, s - 2 * p) + int(rng.integers(0, 5)) for s, p in zip(spans, pair(geometry["padding"], "padding", 0)))
     case = {
         "x": rng.standard_normal((int(rng.integers(1, 3)), c_in, h, w)),
-        "weight": rng.standard_normal((c_out, c_in // groups, *_as_pair(kernel))),
+        "weight": rng.standard_normal((c_out, c_in // groups, *pair(kernel, "kernel_size", 1))),
         "bias": rng.standard_normal(c_out) if kind != "single_channel" else None,
         **geometry,
     }
@@ -118,9 +115,9 @@ def random_pool_case(rng: np.random.Generator, kind: str = "geometry") -> dict:
     geometry: dict = {}
     padding = (0, 0)
     if kind == "geometry":
-        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in _as_pair(kernel))  # at most half the kernel
+        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in pair(kernel, "kernel_size", 1))  # at most half the kernel
         geometry = {"stride": _int_or_pair(rng, 1, 3), "padding": padding}
-    h, w = (max(1, k - 2 * p) + int(rng.integers(0, 6)) for k, p in zip(_as_pair(kernel), padding))
+    h, w = (max(1, k - 2 * p) + int(rng.integers(0, 6)) for k, p in zip(pair(kernel, "kernel_size", 1), padding))
     x = rng.standard_normal((int(rng.integers(1, 3)), int(rng.integers(1, 4)), h, w))
     return {"x": x, "kernel_size": kernel, **geometry}
 

@@ -57,7 +57,7 @@ def max_pool_with_stride_one(x, kernel_size, stride=None, padding=0):
 
 
 def max_pool_with_zero_padding(x, kernel_size, stride=None, padding=0):
-    return conv.max_pool2d(conv._pad(x, testing._as_pair(padding)), kernel_size, stride, 0)
+    return conv.max_pool2d(conv._pad(x, conv.pair(padding, "padding", 0)), kernel_size, stride, 0)
 
 
 def receptive_field_without_jump(layers):

@@ -40,11 +40,9 @@ def layer_sizes(specs: Sequence[LayerSpec], input_size: int) -> list[int]:
     return sizes
 
 
-def _step(specs, fields, sizes, unit):
-    """Trace data and layout for one selected output unit."""
+def _step(specs, starts, jumps, sizes, unit):
+    """Trace data and layout for one selected output unit (``starts``, ``jumps`` per layer, input first)."""
     seen = back_projection(specs, unit)  # units per layer, input first
-    starts = [0.0] + [f.start for f in fields]
-    jumps = [1] + [f.jump for f in fields]
     inside_x, inside_y, padding_x, padding_y, edges_x, edges_y = [], [], [], [], [], []
     for layer, indices in enumerate(seen):
         for index in indices:
@@ -106,7 +104,7 @@ def figure(
     jumps = [1] + [f.jump for f in fields]
     all_x = [starts[l] + u * jumps[l] for l, n in enumerate(sizes) for u in range(n)]
     all_y = [l for l, n in enumerate(sizes) for _ in range(n)]
-    steps = [_step(specs, fields, sizes, u) for u in range(sizes[-1])]
+    steps = [_step(specs, starts, jumps, sizes, u) for u in range(sizes[-1])]
     xs, ys, title, band = steps[unit]
 
     marker = dict(symbol="square", size=11, line=dict(width=1, color="white"))
