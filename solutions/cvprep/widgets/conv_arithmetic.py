@@ -108,7 +108,7 @@ def figure(
         fig.add_trace(trace, row=1, col=col)
     fig.frames = [go.Frame(data=traces(k), traces=[0, 1], name=str(k), layout=dict(title_text=title(k)))
                   for k in range(n_steps)]
-    _style.base_layout(fig, title(0), height=max(360, 42 * padded.shape[0] + 170))
+    _style.base_layout(fig, title(0), height=max(420, 55 * padded.shape[0] + 260))  # cells big enough to read
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
