@@ -6,9 +6,19 @@ import argparse
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from autograder import course, sources
+
+
+@contextmanager
+def student_versions(names: list[str]) -> Iterator[list[tuple[str, Path]]]:
+    """Release each assignment into a throwaway course; yield (assignment, release folder) pairs."""
+    with tempfile.TemporaryDirectory(prefix="cvprep-release-") as tmp:
+        grader = course.Course(Path(tmp))
+        yield [(name, grader.release(name)) for name in names]
 
 
 def release(args: argparse.Namespace) -> int:
@@ -16,12 +26,9 @@ def release(args: argparse.Namespace) -> int:
     if not names:
         print("name an assignment or pass --all", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    with tempfile.TemporaryDirectory(prefix="cvprep-release-") as tmp:
-        grader = course.Course(Path(tmp))
-        for name in names:
-            folder = grader.release(name)
-            target = out / name
+    with student_versions(names) as released:
+        for name, folder in released:
+            target = Path(args.out) / name
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(folder, target)
@@ -31,12 +38,10 @@ def release(args: argparse.Namespace) -> int:
 
 def workspace(args: argparse.Namespace) -> int:
     """Copy each student notebook into the learner's workspace, never overwriting their work."""
-    out = Path(args.out)
-    with tempfile.TemporaryDirectory(prefix="cvprep-workspace-") as tmp:
-        grader = course.Course(Path(tmp))
-        for name in course.assignments():
-            for notebook in sorted(grader.release(name).glob("*.ipynb")):
-                target = out / name / notebook.name
+    with student_versions(course.assignments()) as released:
+        for name, folder in released:
+            for notebook in sorted(folder.glob("*.ipynb")):
+                target = Path(args.out) / name / notebook.name
                 if target.exists():
                     print(f"kept your {target}")
                     continue

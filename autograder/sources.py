@@ -64,13 +64,19 @@ def parameter_names(node: ast.FunctionDef) -> list[str]:
     return [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
 
 
-def solution_cell(source: str, reference: str) -> str:
-    """Replace the solution region of a notebook cell by the body of ``reference``."""
+def split_solution(source: str) -> tuple[str, str, str]:
+    """A solution cell's source as (before BEGIN, the solution region, after END)."""
     if source.count(BEGIN) != 1 or source.count(END) != 1:
         raise ValueError(f"a solution cell needs exactly one {BEGIN!r} and one {END!r} line")
-    function = resolve(reference)
     head, rest = source.split(BEGIN)
-    _, tail = rest.split(END)
+    region, tail = rest.split(END)
+    return head, region, tail
+
+
+def solution_cell(source: str, reference: str) -> str:
+    """Replace the solution region of a notebook cell by the body of ``reference``."""
+    head, _, tail = split_solution(source)
+    function = resolve(reference)
     indent = head[head.rfind("\n") + 1:]  # whitespace before the BEGIN marker
     notebook_params = parameter_names(_function_node(head + "pass", f"the solution cell for {reference}"))
     package_params = parameter_names(_function_node(textwrap.dedent(inspect.getsource(function)), reference))

@@ -33,7 +33,7 @@ def points(notebook):
 
 
 def solution_region(cell_source):
-    return cell_source.split(sources.BEGIN)[1].split(sources.END)[0]
+    return sources.split_solution(cell_source)[1]
 
 
 def submission_from_release(release_path, source_notebook, broken_part=None):

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cvprep._validation import pair
-from cvprep.conv import conv2d, conv_output_size
+from cvprep.conv import conv2d
 from cvprep.widgets import _style
 
 IntOrPair = int | tuple[int, int]
@@ -59,9 +59,9 @@ def figure(
     """
     size, kernel = pair(input_size, "input_size", 1), pair(kernel_size, "kernel_size", 1)
     stride, padding, dilation = pair(stride, "stride", 1), pair(padding, "padding", 0), pair(dilation, "dilation", 1)
-    out_h, out_w = (conv_output_size(size[a], kernel[a], stride[a], padding[a], dilation[a]) for a in (0, 1))
     image, weights = example(size, kernel, seed)
-    output = conv2d(image[None, None], weights[None, None], stride=stride, padding=padding, dilation=dilation)[0, 0]  # [out_h, out_w]
+    output = conv2d(image[None, None], weights[None, None], stride=stride, padding=padding, dilation=dilation)[0, 0]
+    out_h, out_w = output.shape
 
     padded = np.pad(image, [(padding[0],) * 2, (padding[1],) * 2])  # [H + 2ph, W + 2pw]
     base = np.full(padded.shape, PADDING)
