@@ -1,4 +1,24 @@
-"""Command line: ``python -m autograder {release,workspace,sync} ...``."""
+"""The cvprep grader: ``python -m autograder COMMAND``.
+
+An instructor's term, in four commands:
+
+  release ASSIGNMENT          the student version (no solutions, no hidden tests) to hand out
+  grade ASSIGNMENT --submissions DIR --out DIR [--jobs N]
+                              grade DIR/<student>/ASSIGNMENT/<notebook>.ipynb (nbgrader's
+                              "submitted" layout); writes OUT/grades.csv (one row per student,
+                              whatever happened to the file), OUT/feedback/<student>/ASSIGNMENT/
+                              <notebook>.html, OUT/grader.log; run it again to grade only
+                              new or changed submissions, or to finish a batch that was stopped
+  feedback ASSIGNMENT --out DIR    render the feedback again (after manual grading)
+  export ASSIGNMENT --out DIR      write grades.csv again from the gradebook
+
+Run as root, student code runs as the unprivileged user cvprep-grader (created on first
+use) in a private mount namespace where the exercise sources, the gradebook and other
+students' submissions do not exist, under CPU, memory, file-size and process limits.
+Otherwise grades.csv marks every row "graded-unisolated" and the log says why.
+
+For learners: workspace (copy new exercises into your folder); for authors: sync.
+"""
 
 from __future__ import annotations
 
@@ -64,8 +84,85 @@ def sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options(args: argparse.Namespace):
+    from autograder import batch, sandbox
+
+    limits = sandbox.Limits(cpu_seconds=args.cpu_seconds, memory_bytes=int(args.memory_gb * 2**30))
+    return batch.Options(timeout=args.timeout, limits=limits, max_output_chars=args.max_output_chars,
+                         book_url=args.book_url)
+
+
+def grade(args: argparse.Namespace) -> int:
+    from autograder import batch
+
+    results = batch.grade(args.assignment, Path(args.submissions), Path(args.out), jobs=args.jobs,
+                          force=args.force, options=_options(args))
+    failed = [r.student for r in results if r.status == "failed"]
+    if failed:
+        print(f"the grader itself failed on {len(failed)} submission(s): {', '.join(failed)}; see the log",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _rows(args: argparse.Namespace):
+    from autograder import batch
+
+    grading = batch.Batch(args.assignment, Path(args.out) / "nbgrader", Path(args.out), _options(args))
+    results = [r for s in sorted(p.stem for p in grading.results.glob("*.json"))
+               if (r := batch._previous_result(grading, s))]
+    if not results:
+        raise SystemExit(f"nothing graded in {args.out} yet: run `python -m autograder grade` first")
+    return grading, results
+
+
+def export(args: argparse.Namespace) -> int:
+    from autograder import batch
+
+    grading, results = _rows(args)
+    grader = grading.course()
+    for result in results:
+        if result.status.startswith("graded"):
+            result.scores = {g.grade_id: g.score for g in grader.grades(grading.assignment, result.student)}
+    batch.write_csv(grading, results, grading.out / "grades.csv")
+    print(f"wrote {grading.out / 'grades.csv'} ({len(results)} students)")
+    return 0
+
+
+def feedback(args: argparse.Namespace) -> int:
+    from autograder import batch, course as course_module
+
+    course_module._put_environment_on_path()
+    grading, results = _rows(args)
+    grader = grading.course()
+    for result in results:
+        if result.status.startswith("graded"):
+            result.scores = {g.grade_id: g.score for g in grader.grades(grading.assignment, result.student)}
+            batch.write_feedback(grading, grader, result)
+            print(f"feedback for {result.student}")
+    return 0
+
+
+def _grading_arguments(p: argparse.ArgumentParser) -> None:
+    from autograder import batch, sandbox
+
+    p.add_argument("assignment", help=f"assignment id, e.g. {', '.join(course.assignments())}")
+    p.add_argument("--out", required=True, help="the grader's folder: grades.csv, feedback/, grader.log, nbgrader/")
+    p.add_argument("--timeout", type=int, default=batch.Options.timeout, help="seconds one cell may run (default %(default)s)")
+    p.add_argument("--cpu-seconds", type=int, default=sandbox.Limits.cpu_seconds,
+                   help="CPU seconds one submission's kernel may use in all (default %(default)s)")
+    p.add_argument("--memory-gb", type=float, default=sandbox.Limits.memory_bytes / 2**30,
+                   help="address space of one kernel in GiB (default %(default)s)")
+    p.add_argument("--max-output-chars", type=int, default=batch.Options.max_output_chars,
+                   help="characters of output kept per cell (default %(default)s)")
+    p.add_argument("--book-url", default=batch.DEFAULT_BOOK_URL,
+                   help="where students read the book; feedback links failed parts to its sections "
+                        "(default: the local build, %(default)s)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("release", help="generate the student version of assignments (no solutions, no hidden tests)")
@@ -73,6 +170,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="release every assignment")
     p.add_argument("--out", default=str(course.REPO / "_build" / "release"), help="output folder (default: _build/release)")
     p.set_defaults(run=release)
+
+    p = commands.add_parser("grade", help="grade a folder of submissions: grades.csv, feedback, log")
+    _grading_arguments(p)
+    p.add_argument("--submissions", required=True, help="folder of <student>/<assignment>/<notebook>.ipynb")
+    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default %(default)s; "
+                   "use the number of cores)")
+    p.add_argument("--force", action="store_true", help="regrade every submission, even unchanged ones")
+    p.set_defaults(run=grade)
+
+    p = commands.add_parser("feedback", help="render the feedback again from the gradebook (e.g. after manual grading)")
+    _grading_arguments(p)
+    p.set_defaults(run=feedback)
+
+    p = commands.add_parser("export", help="write grades.csv again from the gradebook (e.g. after manual grading)")
+    _grading_arguments(p)
+    p.set_defaults(run=export)
 
     p = commands.add_parser("workspace", help="copy new student notebooks into a learner's folder (keeps existing work)")
     p.add_argument("--out", default="workspace", help="the learner's folder (default: workspace)")

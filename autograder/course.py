@@ -39,7 +39,8 @@ def load_config(course_root: Path | None = None) -> Config:
     if course_root is not None:
         course_root = Path(course_root).resolve()
         config.CourseDirectory.root = str(course_root)
-        config.CourseDirectory.db_url = f"sqlite:///{course_root / 'gradebook.db'}"
+        # Several grading processes share the gradebook: wait for a lock rather than fail.
+        config.CourseDirectory.db_url = f"sqlite:///{course_root / 'gradebook.db'}?timeout=60"
         config.Exchange.root = str(course_root / "exchange")
     return config
 
