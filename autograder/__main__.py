@@ -196,7 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=sync)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ValueError as error:  # bad arguments: say what is wrong, without a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -541,6 +541,7 @@ def grade(assignment: str, submissions: Path, out: Path, jobs: int = 1, force: b
     progress(f"{assignment}: {len(students)} students; grading {len(todo)}"
              + (f" ({len(results)} unchanged, kept)" if results else "")
              + (f"\nWARNING: NOT ISOLATED: {batch.unisolated}" if batch.unisolated else ""))
+    _WORKER.clear()  # a previous grade() in this process had its own course
     _WORKER["batch"] = batch
     done = 0
     started = time.monotonic()

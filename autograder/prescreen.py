@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,9 @@ def read(path: Path, result: Prescreened) -> nbformat.NotebookNode | None:
         result.notes.append(f"{path.name} is empty ({len(result.raw)} bytes)")
         return None
     try:
-        notebook = nbformat.reads(result.raw.decode("utf-8"), as_version=4)
+        with warnings.catch_warnings():  # old notebooks without cell ids are fine: ids are renewed below
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(result.raw.decode("utf-8"), as_version=4)
     except UnicodeDecodeError as error:
         result.status = "unreadable"
         result.notes.append(f"{path.name} is not UTF-8 text ({error.reason} at byte {error.start})")

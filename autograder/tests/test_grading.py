@@ -7,24 +7,8 @@ import pytest
 from autograder import sources
 
 from assignment import ASSIGNMENT, SOURCE
+from corpus import PARTS, filled
 
-PARTS = {  # solution cell -> its grade cells
-    "conv_output_size": ["test_conv_output_size_formula", "test_conv_output_size_errors"],
-    "conv2d": ["test_conv2d_single_channel", "test_conv2d_channels", "test_conv2d_geometry", "test_conv2d_groups"],
-    "max_pool2d": ["test_max_pool2d_default_stride", "test_max_pool2d_geometry"],
-    "receptive_field": ["test_receptive_field_stride_one", "test_receptive_field_any"],
-}
-
-# Plausible mistakes, as edits of the reference body: (text to replace, replacement).
-MISTAKES = {
-    "conv_output_size": (  # forgets the "+ 1" and the check that the kernel fits
-        'check_window_fits(size, padding, span, "conv_output_size")\n    return (size + 2 * padding - span) // stride + 1',
-        "return (size + 2 * padding - span) // stride",
-    ),
-    "conv2d": ("window * weight[f]", "window * weight[f, :, ::-1, ::-1]"),  # true convolution: flips the kernel
-    "max_pool2d": ("kw, sw)", "kw, 1)"),  # ignores the horizontal stride
-    "receptive_field": ("start = start + ((span - 1) / 2 - padding) * jump", "start = start + (span - 1) / 2 * jump"),
-}
 
 
 def points(notebook):
@@ -34,24 +18,6 @@ def points(notebook):
 
 def solution_region(cell_source):
     return sources.split_solution(cell_source)[1]
-
-
-def submission_from_release(release_path, source_notebook, broken_part=None):
-    """The released notebook with every solution filled in, as a student would, one part possibly wrong."""
-    student = nbformat.read(release_path, as_version=4)
-    solutions = {c.metadata["nbgrader"]["grade_id"]: solution_region(c.source)
-                 for c in source_notebook.cells if c.metadata.get("nbgrader", {}).get("solution")}
-    for cell in student.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in solutions:
-            body = solutions[grade_id]
-            if grade_id == broken_part:
-                old, new = MISTAKES[grade_id]
-                assert old in body, f"the mistake for {grade_id} no longer applies to the reference"
-                body = body.replace(old, new)
-            cell.source = cell.source.replace("    # YOUR CODE HERE\n    raise NotImplementedError()", body.strip("\n"))
-            assert "NotImplementedError" not in cell.source
-    return student
 
 
 def grade(grader, notebook, student, tmp_path):
@@ -96,14 +62,14 @@ def test_untouched_release_scores_zero(released, source_notebook, tmp_path):
 
 def test_a_filled_release_scores_full_marks(released, source_notebook, tmp_path):
     grader, release_path = released
-    scores = grade(grader, submission_from_release(release_path, source_notebook), "diligent", tmp_path)
+    scores = grade(grader, filled(release_path), "diligent", tmp_path)
     assert sum(scores.values()) == sum(points(source_notebook).values())
 
 
 @pytest.mark.parametrize("part", list(PARTS))
 def test_one_wrong_part_loses_exactly_its_points(released, source_notebook, tmp_path, part):
     grader, release_path = released
-    scores = grade(grader, submission_from_release(release_path, source_notebook, broken_part=part), f"wrong_{part}", tmp_path)
+    scores = grade(grader, filled(release_path, broken_part=part), f"wrong_{part}", tmp_path)
     full = points(source_notebook)
     lost = {grade_id for grade_id, score in scores.items() if score < full[grade_id]}
     assert lost == set(PARTS[part])
