@@ -78,7 +78,7 @@ TYPED_RESULT = re.compile(
 )
 
 
-@pytest.mark.parametrize("page", PAGES + [BOOK / "intro.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES + [BOOK / "intro.md", BOOK / "instructors.md"], ids=lambda p: p.name)
 def test_prose_quotes_computed_numbers_only(page):
     text = prose(page.read_text())
     typed = [m.group(0) for m in TYPED_RESULT.finditer(text)]
