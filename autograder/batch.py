@@ -214,7 +214,9 @@ class Batch:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        return Result(**data) if data.get("fingerprint") == fingerprint else None
+        if data.get("fingerprint") != fingerprint or data.get("status") == "failed":
+            return None  # a grader failure is retried on the next run
+        return Result(**data)
 
     def save(self, result: Result) -> None:
         path = self.results / f"{result.student}.json"
@@ -299,10 +301,14 @@ def _autograde(batch, grader, student, screened, result) -> None:
     report_path = batch.reports / student / f"{batch.exercise.name}.json"
     report_path.unlink(missing_ok=True)
     _clear_our_zeros(batch, grader, student)
-    outcome = grader.api.autograde(batch.assignment, student, force=True, create=True)
-    if not outcome.get("success"):
-        raise course.NbgraderError(f"nbgrader autograde failed:\n{outcome.get('error') or ''}\n"
-                                   f"{(outcome.get('log') or '')[-3000:]}")
+    for attempt in range(3):  # parallel workers share one SQLite gradebook: retry a transient lock
+        outcome = grader.api.autograde(batch.assignment, student, force=True, create=True)
+        if outcome.get("success"):
+            break
+        time.sleep(0.5 * (attempt + 1))
+    else:
+        text = f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}"
+        raise course.NbgraderError(f"nbgrader autograde failed:\n{text[:3000]}\n...\n{text[-3000:]}")
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     _read_report(batch, screened.notebook, report, result)
     _zero_parts_that_cheat(batch, grader, student, result)
