@@ -182,7 +182,7 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
-def _hide(path: str, keep: list[str], stage: str) -> None:
+def _hide(path: str, keep: list[str], stage: str, mode: str = "0755") -> None:
     """Mount an empty file system over ``path``, then bind the ``keep`` folders inside it back."""
     kept = [k for k in keep if _inside(k, path) and k != path]
     if any(_inside(path, k) for k in keep) or not os.path.isdir(path):
@@ -193,7 +193,7 @@ def _hide(path: str, keep: list[str], stage: str) -> None:
         os.mkdir(place)
         _mount(folder, place, None, MS_BIND | MS_REC)
         staged.append((folder, place))
-    _tmpfs(path, size="1m")
+    _tmpfs(path, mode=mode, size="512m" if mode == "1777" else "1m")
     for folder, place in staged:
         os.makedirs(folder, mode=0o755, exist_ok=True)
         _mount(place, folder, None, MS_BIND | MS_REC)
@@ -294,15 +294,16 @@ def enter(policy: Policy, command: list[str]) -> None:
     user = pwd.getpwnam(policy.user)
     _call(_libc().unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount("none", "/", None, MS_REC | MS_PRIVATE)  # nothing mounted from here on reaches the host
-    _tmpfs("/tmp", mode="1777", size="512m")
-    stage = "/tmp/.stage"
+    _tmpfs("/dev/shm", mode="1777")  # private from here on; it also holds the staging folder
+    stage = "/dev/shm/.stage"
     os.mkdir(stage, 0o700)
+    # /tmp first (a checkout under /tmp keeps its venv and cvprep), then the hidden paths.
+    _hide("/tmp", policy.keep, stage, mode="1777")
     for path in sorted(policy.hide, key=len):
         _hide(path, policy.keep, stage)
     os.rmdir(stage)
-    for path in ("/var/tmp", "/dev/shm"):
-        if os.path.isdir(path):
-            _tmpfs(path, mode="1777")
+    if os.path.isdir("/var/tmp"):
+        _tmpfs("/var/tmp", mode="1777")
     os.mkdir(WORK, 0o700)
     _write_folder(WORK, files, user.pw_uid, user.pw_gid)
     command = _hand_over_connection_file(command, index, connection, WORK, user.pw_uid, user.pw_gid)
