@@ -105,39 +105,37 @@ def grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rows(args: argparse.Namespace):
+def _graded_rows(args: argparse.Namespace):
+    """The saved results, their scores read again from the gradebook (where manual grades live)."""
     from autograder import batch
 
+    course._put_environment_on_path()
     grading = batch.Batch(args.assignment, Path(args.out) / "nbgrader", Path(args.out), _options(args))
-    results = [r for s in sorted(p.stem for p in grading.results.glob("*.json"))
-               if (r := batch._previous_result(grading, s))]
+    results = [r for s in sorted(p.stem for p in grading.results.glob("*.json")) if (r := grading.previous(s))]
     if not results:
         raise SystemExit(f"nothing graded in {args.out} yet: run `python -m autograder grade` first")
-    return grading, results
+    grader = grading.course()
+    for result in results:
+        if result.status.startswith("graded"):
+            result.scores = {g.grade_id: g.score for g in grader.grades(grading.assignment, result.student)}
+    return grading, grader, results
 
 
 def export(args: argparse.Namespace) -> int:
     from autograder import batch
 
-    grading, results = _rows(args)
-    grader = grading.course()
-    for result in results:
-        if result.status.startswith("graded"):
-            result.scores = {g.grade_id: g.score for g in grader.grades(grading.assignment, result.student)}
+    grading, _, results = _graded_rows(args)
     batch.write_csv(grading, results, grading.out / "grades.csv")
     print(f"wrote {grading.out / 'grades.csv'} ({len(results)} students)")
     return 0
 
 
 def feedback(args: argparse.Namespace) -> int:
-    from autograder import batch, course as course_module
+    from autograder import batch
 
-    course_module._put_environment_on_path()
-    grading, results = _rows(args)
-    grader = grading.course()
+    grading, grader, results = _graded_rows(args)
     for result in results:
         if result.status.startswith("graded"):
-            result.scores = {g.grade_id: g.score for g in grader.grades(grading.assignment, result.student)}
             batch.write_feedback(grading, grader, result)
             print(f"feedback for {result.student}")
     return 0

@@ -26,12 +26,11 @@ import hashlib
 import json
 import logging
 import os
+import io
 import re
 import shutil
-import sys
 import time
 import tokenize
-import io
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -208,15 +207,19 @@ class Batch:
         return sorted(p.name for p in self.submissions.iterdir()
                       if p.is_dir() and not p.name.startswith(".") and _valid_student_id(p.name))
 
-    def cached(self, student: str, fingerprint: str) -> Result | None:
-        path = self.results / f"{student}.json"
+    def previous(self, student: str) -> Result | None:
+        """The result a previous run saved for ``student``, if any."""
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+            return Result(**json.loads((self.results / f"{student}.json").read_text()))
+        except (OSError, ValueError, TypeError):
             return None
-        if data.get("fingerprint") != fingerprint or data.get("status") == "failed":
+
+    def cached(self, student: str, fingerprint: str) -> Result | None:
+        """The previous result, if it graded these very bytes the same way and did not fail."""
+        result = self.previous(student)
+        if result is None or result.fingerprint != fingerprint or result.status == "failed":
             return None  # a grader failure is retried on the next run
-        return Result(**data)
+        return result
 
     def save(self, result: Result) -> None:
         path = self.results / f"{result.student}.json"
@@ -336,19 +339,19 @@ def _read_report(batch, notebook, report, result) -> None:
     cheats: dict[str, set[str]] = {}  # flag -> grade ids to zero
     for event in report.get("events", []):
         flag = READS_OUTSIDE if event["kind"] == "open-outside" else USES_REFERENCE
-        solution, where = cells.get(event["cell"], (None, "a cell of your own"))
+        solution, where, _ = cells.get(event["cell"], (None, "a cell of your own", ""))
         what = f"imports {event['target']}" if event["kind"] == "import" else f"opens {event['target']}"
         result.flag(flag, f"{where} {what}")
         cheats.setdefault(flag, set()).update(batch.exercise.tests_of(solution))
-    for key, (solution, where) in cells.items():
-        if _mentions_reference(notebook_source(notebook, key)):
+    for solution, where, source in cells.values():
+        if _mentions_reference(source):
             result.flag(USES_REFERENCE, f"{where} refers to the reference package cvprep")
             cheats.setdefault(USES_REFERENCE, set()).update(batch.exercise.tests_of(solution))
     result.zeroed = sorted(set().union(*cheats.values())) if cheats else []
 
 
-def _student_cells(notebook) -> dict[str, tuple[str | None, str]]:
-    """Source hash -> (solution grade id or None, a description) for every cell the student wrote."""
+def _student_cells(notebook) -> dict[str, tuple[str | None, str, str]]:
+    """Source hash -> (solution grade id or None, a description, source) for every cell the student wrote."""
     cells = {}
     for index, cell in enumerate(notebook.cells):
         meta = cell.metadata.get("nbgrader", {})
@@ -357,15 +360,8 @@ def _student_cells(notebook) -> dict[str, tuple[str | None, str]]:
         key = kernel_guard.source_hash(cell.source)
         solution = meta.get("grade_id") if meta.get("solution") else None
         where = f"the solution cell {solution!r}" if solution else f"code cell {index + 1} (your own)"
-        cells.setdefault(key, (solution, where))
+        cells.setdefault(key, (solution, where, cell.source))
     return cells
-
-
-def notebook_source(notebook, key: str) -> str:
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and kernel_guard.source_hash(cell.source) == key:
-            return cell.source
-    return ""
 
 
 def _mentions_reference(source: str) -> bool:
@@ -381,17 +377,10 @@ def _mentions_reference(source: str) -> bool:
 
 def _clear_our_zeros(batch, grader, student) -> None:
     """Undo the zeros a previous run of this grader set, before grading again."""
-    previous = _previous_result(batch, student)
+    previous = batch.previous(student)
     if not previous or not previous.zeroed:
         return
     _set_manual_scores(grader, batch, student, {grade_id: None for grade_id in previous.zeroed})
-
-
-def _previous_result(batch, student) -> Result | None:
-    try:
-        return Result(**json.loads((batch.results / f"{student}.json").read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 def _zero_parts_that_cheat(batch, grader, student, result) -> None:
@@ -515,11 +504,10 @@ def write_csv(batch: Batch, results: list[Result], path: Path) -> None:
 _WORKER: dict = {}
 
 
-def _worker_grade(student: str) -> Result:
+def _worker_grade(student: str, screened: prescreen.Prescreened, fingerprint: str) -> Result:
     batch = _WORKER["batch"]
     if "course" not in _WORKER:
         _WORKER["course"] = batch.course()
-    screened, fingerprint = screen(batch, student)
     result = grade_student(batch, _WORKER["course"], student, screened, fingerprint)
     batch.save(result)
     return result
@@ -529,7 +517,7 @@ def grade(assignment: str, submissions: Path, out: Path, jobs: int = 1, force: b
           options: Options = Options(), progress=print) -> list[Result]:
     """Grade every ``submissions/<student>/<assignment>/``; write grades.csv, feedback and a log."""
     batch = Batch(assignment, submissions, out, options)
-    log = _logger(batch.out / "grader.log")
+    log = _logger(batch.log_path)
     course._put_environment_on_path()
     batch.prepare(log)
     students = batch.students()
@@ -541,7 +529,7 @@ def grade(assignment: str, submissions: Path, out: Path, jobs: int = 1, force: b
         if cached:
             results[student] = cached
         else:
-            todo.append(student)
+            todo.append((student, screened, fingerprint))
     log.info("%s: %d students, %d to grade, %d unchanged since the last run",
              assignment, len(students), len(todo), len(results))
     progress(f"{assignment}: {len(students)} students; grading {len(todo)}"
@@ -563,11 +551,11 @@ def grade(assignment: str, submissions: Path, out: Path, jobs: int = 1, force: b
                  f"{','.join(f for f in result.flags if f != UNISOLATED):<24} {result.seconds:5.1f} s")
 
     if jobs <= 1 or len(todo) <= 1:
-        for student in todo:
-            finished(_worker_grade(student))
+        for job in todo:
+            finished(_worker_grade(*job))
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
-            futures = {pool.submit(_worker_grade, s): s for s in todo}
+            futures = {pool.submit(_worker_grade, *job): job[0] for job in todo}
             for future in as_completed(futures):
                 try:
                     finished(future.result())

@@ -22,7 +22,6 @@ gradebook out of reach.
 import builtins
 import hashlib
 import importlib
-import json
 import linecache
 import os
 import sys
@@ -123,22 +122,22 @@ def install(trusted_hashes, reference_roots, max_output_chars):
     original_import = builtins.__import__
     original_import_module = importlib.import_module
 
-    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 0 and is_reference(name) and not busy[0]:  # cached modules raise no audit event
-            busy[0] = True
-            try:
-                record("import", name, sys._getframe(1))
-            finally:
-                busy[0] = False
-        return original_import(name, globals, locals, fromlist, level)
-
-    def guarded_import_module(name, package=None):
+    def record_import(name, frame):
+        # A module already in sys.modules raises no audit event, so the wrappers below look too.
         if is_reference(name) and not busy[0]:
             busy[0] = True
             try:
-                record("import", name, sys._getframe(1))
+                record("import", name, frame)
             finally:
                 busy[0] = False
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0:
+            record_import(name, sys._getframe(1))
+        return original_import(name, globals, locals, fromlist, level)
+
+    def guarded_import_module(name, package=None):
+        record_import(name, sys._getframe(1))
         return original_import_module(name, package)
 
     builtins.__import__ = guarded_import

@@ -150,6 +150,11 @@ def test_export_and_feedback_rebuild_from_the_gradebook(graded, tmp_path):
     before = read_csv(out / "grades.csv")
     assert run_cli("export", ASSIGNMENT, "--out", str(out)).returncode == 0
     assert read_csv(out / "grades.csv") == before
+    page = out / "feedback" / "one_part_wrong" / ASSIGNMENT / "convolution.html"
+    page.unlink()
+    result = run_cli("feedback", ASSIGNMENT, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Not passed: conv2d" in page.read_text()
 
 
 # ------------------------------------------------------------ one student, parallel, crashes
