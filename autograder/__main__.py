@@ -23,6 +23,7 @@ For learners: workspace (copy new exercises into your folder); for authors: sync
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -172,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("grade", help="grade a folder of submissions: grades.csv, feedback, log")
     _grading_arguments(p)
     p.add_argument("--submissions", required=True, help="folder of <student>/<assignment>/<notebook>.ipynb")
-    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default %(default)s; "
-                   "use the number of cores)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="submissions graded at once (default: the number of cores, here %(default)s)")
     p.add_argument("--force", action="store_true", help="regrade every submission, even unchanged ones")
     p.set_defaults(run=grade)
 

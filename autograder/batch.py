@@ -245,6 +245,9 @@ def configure_grading(config, batch: Batch) -> None:
         SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     config.Execute.timeout = batch.options.timeout
     config.Execute.kernel_name = sandbox.KERNEL_NAME
+    # A graded kernel has nothing to save: kill it rather than wait for a clean exit.
+    config.Execute.shutdown_kernel = "immediate"
+    config.AsyncKernelManager.client_class = "autograder.zygote.QuickReadyClient"
     config.InjectGuard.reference_roots = [str(Path(p)) for p in _reference_roots()]
     config.InjectGuard.max_output_chars = batch.options.max_output_chars
     config.CollectGuard.max_output_chars = batch.options.max_output_chars
@@ -516,6 +519,8 @@ def _worker_grade(student: str, screened: prescreen.Prescreened, fingerprint: st
 def grade(assignment: str, submissions: Path, out: Path, jobs: int = 1, force: bool = False,
           options: Options = Options(), progress=print) -> list[Result]:
     """Grade every ``submissions/<student>/<assignment>/``; write grades.csv, feedback and a log."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be a whole number of at least 1, got {jobs!r}")
     batch = Batch(assignment, submissions, out, options)
     log = _logger(batch.log_path)
     course._put_environment_on_path()

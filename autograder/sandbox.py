@@ -15,6 +15,10 @@ by :func:`write_kernelspec`). Running as root, the launcher
 4. sets resource limits (CPU seconds, address space, file size, processes, no core
    files) and ``no_new_privs``, drops to the unprivileged user and ``exec``s the kernel.
 
+The grader normally starts kernels by forking a warm interpreter
+(:mod:`autograder.zygote`); the forked child runs the same steps (:func:`confine`) and
+then the kernel in-process instead of ``exec``.
+
 Without root (or where the kernel refuses a mount namespace) the launcher can only set
 the resource limits; :func:`plan` then reports why, and the grader says so in its log
 and in every row of ``grades.csv``.
@@ -37,6 +41,8 @@ SANDBOX_USER = "cvprep-grader"
 KERNEL_NAME = "cvprep-sandbox"
 WORK = "/tmp/work"  # the kernel's folder inside the sandbox
 MAX_COPIED_BYTES = 100 * 2**20  # of the student's own folder
+# Grading runs several kernels side by side: one BLAS thread each.
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # Linux constants (sched.h, sys/mount.h, sys/prctl.h).
 CLONE_NEWNS = 0x00020000
@@ -149,10 +155,20 @@ def write_kernelspec(folder: Path, policy: Policy) -> Path:
     spec = folder / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
     argv = launcher_argv(policy) + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    metadata: dict = {"debugger": False}
+    if _forking_provisioner_installed():
+        # Same command, started by forking a warm interpreter (autograder.zygote).
+        metadata["kernel_provisioner"] = {"provisioner_name": "cvprep-forking"}
     kernel = {"argv": argv, "display_name": "cvprep sandbox", "language": "python",
-              "interrupt_mode": "signal", "metadata": {"debugger": False}}
+              "interrupt_mode": "signal", "metadata": metadata}
     (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
     return spec
+
+
+def _forking_provisioner_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(e.name == "cvprep-forking" for e in entry_points(group="jupyter_client.kernel_provisioners"))
 
 
 # ---------------------------------------------------------------- kernel side
@@ -240,9 +256,8 @@ def _set_limits(limits: Limits) -> None:
 def _kernel_environment(home: str) -> dict[str, str]:
     keep = ("PATH", "LANG", "LC_ALL", "JPY_PARENT_PID", "PYDEVD_DISABLE_FILE_VALIDATION")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    threads = "1"  # grading runs several kernels side by side; one BLAS thread each
     env.update(HOME=home, TMPDIR=home, MPLCONFIGDIR=home, PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1",
-               OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+               **SINGLE_THREADED)
     return env
 
 
@@ -276,8 +291,14 @@ def _quiet_stderr() -> None:
     os.close(devnull)
 
 
-def enter(policy: Policy, command: list[str]) -> None:
-    """Set up the sandbox in this process and ``exec`` ``command`` in it (never returns)."""
+def confine(policy: Policy, command: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Set up the sandbox in this process; return the command and environment to run in it.
+
+    Reads the working directory (the student's folder) and the connection file named in
+    ``command`` first, because both disappear from view. Afterwards this process runs as
+    the sandbox user with its limits; the caller ``exec``s the command (:func:`enter`) or,
+    in the forking launcher (:mod:`autograder.zygote`), runs the kernel in-process.
+    """
     files = _read_folder(os.getcwd())
     index, connection = _connection_file(command)
     if policy.user is None:
@@ -289,7 +310,7 @@ def enter(policy: Policy, command: list[str]) -> None:
         _set_limits(policy.limits)
         os.chdir(folder)
         _quiet_stderr()
-        os.execve(command[0], command, _kernel_environment(folder))
+        return command, _kernel_environment(folder)
     user = pwd.getpwnam(policy.user)
     _call(_libc().unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount("none", "/", None, MS_REC | MS_PRIVATE)  # nothing mounted from here on reaches the host
@@ -315,14 +336,24 @@ def enter(policy: Policy, command: list[str]) -> None:
         raise SystemExit("the sandbox failed to drop root privileges")
     os.chdir(WORK)
     _quiet_stderr()
-    os.execve(command[0], command, _kernel_environment(WORK))
+    return command, _kernel_environment(WORK)
+
+
+def enter(policy: Policy, command: list[str]) -> None:
+    """Set up the sandbox in this process and ``exec`` ``command`` in it (never returns)."""
+    command, env = confine(policy, command)
+    os.execve(command[0], command, env)
+
+
+def parse_argv(argv: list[str]) -> tuple[Policy, list[str]]:
+    """``POLICY_JSON -- COMMAND ...`` (the launcher's arguments) as a policy and a command."""
+    if len(argv) < 3 or argv[1] != "--":
+        raise SystemExit("usage: python -m autograder.sandbox POLICY_JSON -- COMMAND ...")
+    return Policy.from_json(argv[0]), argv[2:]
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 3 or argv[1] != "--":
-        raise SystemExit("usage: python -m autograder.sandbox POLICY_JSON -- COMMAND ...")
-    enter(Policy.from_json(argv[0]), argv[2:])
+    enter(*parse_argv(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

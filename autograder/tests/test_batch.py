@@ -234,6 +234,13 @@ def test_a_bad_submissions_folder_is_a_clear_error(tmp_path):
     assert "--submissions must be a folder" in result.stderr
 
 
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_a_bad_jobs_count_is_a_clear_error(tmp_path, jobs):
+    result = run_cli("grade", ASSIGNMENT, "--submissions", str(tmp_path), "--out", str(tmp_path / "out"),
+                     "--jobs", jobs)
+    assert result.returncode == 2 and "--jobs must be a whole number of at least 1" in result.stderr
+
+
 def test_sandbox_policy_round_trips():
     policy = sandbox.Policy(user="u", hide=["/a"], keep=["/a/b"], limits=sandbox.Limits(cpu_seconds=5), scratch_root="/s")
     assert sandbox.Policy.from_json(policy.to_json()) == policy

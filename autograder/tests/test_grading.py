@@ -1,10 +1,15 @@
 """Grading end to end with nbgrader: the release, a perfect submission, an untouched one,
-and submissions with exactly one part wrong."""
+and submissions with exactly one part wrong; and the course's reading of nbgrader's
+gradebook schema."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from autograder import sources
+from autograder import course, sources
 
 from assignment import ASSIGNMENT, SOURCE
 from corpus import PARTS, filled
@@ -74,3 +79,13 @@ def test_one_wrong_part_loses_exactly_its_points(released, source_notebook, tmp_
     lost = {grade_id for grade_id, score in scores.items() if score < full[grade_id]}
     assert lost == set(PARTS[part])
     assert all(scores[grade_id] == 0 for grade_id in PARTS[part])
+
+
+def test_the_gradebook_schema_version_matches_alembics_command(tmp_path):
+    # nbgrader's own way (the `alembic heads` command) is the oracle for the in-process read.
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'gradebook.db'}") as ini:
+        output = subprocess.run([str(Path(sys.executable).with_name("alembic")), "-c", ini, "heads"],
+                                capture_output=True, text=True, check=True).stdout
+    assert course.alembic_head() == output.split()[0]
