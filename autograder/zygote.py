@@ -86,7 +86,10 @@ def _child(request: dict[str, Any], bound: int) -> None:
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
-        app.initialize(command[3:])
+        # The kernel watches its parent, the zygote, and exits when it goes; the zygote goes
+        # when its grader does (end of input), so a killed grader leaves no kernel behind.
+        # (ipykernel reads JPY_PARENT_PID when it is imported, in the zygote: too early.)
+        app.initialize([*command[3:], f"--IPKernelApp.parent_handle={os.getppid()}"])
         os.write(bound, b"1")
         os.close(bound)
         app.start()

@@ -4,6 +4,7 @@ sandboxed, one process per student, interruptible, killable, and noticed when th
 import asyncio
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -145,6 +146,33 @@ def test_a_killed_kernel_is_gone_and_a_dead_one_is_noticed(kernelspecs, student)
     assert killed_alive is False and died_alive is False
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_kernels_exit_when_their_zygote_does(kernelspecs, student):
+    # A grader killed mid-batch closes its zygote's input; the zygote's kernels must follow.
+    async def check():
+        km, kc = await start(kernelspecs, student)
+        pid = km.provisioner.pid
+        zygote.Zygote.for_python(sys.executable).close()
+        for _ in range(100):
+            if not await km.is_alive():
+                break
+            await asyncio.sleep(0.1)
+        alive = await km.is_alive()
+        await stop(km, kc)
+        return pid, alive
+
+    pid, alive = run(check())
+    assert alive is False
+    assert process_state(pid) in {None, "Z"}  # gone, or a zombie waiting for init to reap it
+
+
+def process_state(pid):
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    return next(line.split()[1] for line in status.splitlines() if line.startswith("State:"))
 
 
 def test_the_kernel_starts_the_usual_way_when_the_zygote_fails(kernelspecs, student, monkeypatch):
