@@ -2,6 +2,9 @@
 
 * ``cvprep.conv``: ``conv2d`` (and its loop version), ``conv_output_size``,
   ``max_pool2d``, ``avg_pool2d`` in NumPy, with ``torch.nn.functional``'s semantics.
+* ``cvprep.cost``: parameters, multiply-accumulates (MACs), FLOPs and activation
+  memory of a layer (``conv2d_params``, ``conv2d_macs``, ``linear_params``,
+  ``linear_macs``) or of a whole torch model (``profile``).
 * ``cvprep.receptive_field``: receptive field size, jump and start of a layer stack
   or a torch module.
 * ``cvprep.testing``: oracles and the checks behind the exercises' hidden tests.

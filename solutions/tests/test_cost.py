@@ -1,0 +1,147 @@
+"""cvprep.cost against hand-worked layers, torch's own parameter tensors and torch's
+FlopCounterMode (an independent count of the same forward pass)."""
+
+import pytest
+import torch
+import torchvision
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cvprep.conv import conv_output_size
+from cvprep.cost import conv2d_macs, conv2d_params, linear_macs, linear_params, profile
+
+from strategies import as_pair, int_or_pair
+
+
+def torch_flops(model, input_size):
+    """FLOPs that torch counts for one forward pass (convolutions and matrix products)."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.eval()(torch.zeros(input_size))
+    return counter.get_total_flops()
+
+
+# ---------------------------------------------------------------- single layers
+
+
+def test_a_3x3_convolution_of_resnets_first_stage_by_hand():
+    # 64 -> 64 channels, 3x3, on a 56x56 map: 64 * 64 * 9 = 36,864 weights;
+    # each of the 56 * 56 = 3,136 positions uses every weight once: 36,864 * 3,136 = 115,605,504 MACs.
+    assert conv2d_params(64, 64, 3, bias=False) == 36_864
+    assert conv2d_macs(64, 64, 3, 56) == 115_605_504
+
+
+def test_depthwise_convolution_costs_one_filter_per_channel():
+    # depthwise 3x3 on 32 channels: 32 filters of 1 * 3 * 3 = 288 weights (+ 32 biases);
+    # on 112 x 112: 288 * 12,544 = 3,612,672 MACs, 1/32 of the dense 3x3 convolution's.
+    assert conv2d_params(32, 32, 3, groups=32) == 288 + 32
+    assert conv2d_macs(32, 32, 3, 112, groups=32) == 3_612_672
+    assert conv2d_macs(32, 32, 3, 112) == 32 * conv2d_macs(32, 32, 3, 112, groups=32)
+
+
+def test_linear_layer_by_hand():
+    # ResNet-50's classifier: 2048 * 1000 weights + 1000 biases = 2,049,000; one row: 2,048,000 MACs.
+    assert linear_params(2048, 1000) == 2_049_000
+    assert linear_macs(2048, 1000) == 2_048_000
+    assert linear_macs(768, 768, rows=197) == 197 * 768 * 768  # a ViT-B projection over 197 tokens
+
+
+@settings(max_examples=60)
+@given(groups=st.integers(1, 4), c_in=st.integers(1, 4), c_out=st.integers(1, 4), kernel=int_or_pair(1, 5),
+       bias=st.booleans())
+def test_conv2d_params_match_torch(groups, c_in, c_out, kernel, bias):
+    layer = nn.Conv2d(groups * c_in, groups * c_out, kernel, groups=groups, bias=bias)
+    assert conv2d_params(groups * c_in, groups * c_out, kernel, groups, bias) == sum(
+        p.numel() for p in layer.parameters())
+
+
+@settings(max_examples=40)
+@given(groups=st.integers(1, 3), c_in=st.integers(1, 3), c_out=st.integers(1, 3), kernel=int_or_pair(1, 4),
+       stride=int_or_pair(1, 3), padding=int_or_pair(0, 2), size=st.integers(5, 12))
+def test_conv2d_macs_match_torchs_flop_counter(groups, c_in, c_out, kernel, stride, padding, size):
+    layer = nn.Conv2d(groups * c_in, groups * c_out, kernel, stride, padding, groups=groups, bias=False)
+    out = tuple(conv_output_size(size, k, s, p) for k, s, p in zip(as_pair(kernel), as_pair(stride), as_pair(padding)))
+    macs = conv2d_macs(groups * c_in, groups * c_out, kernel, out, groups)
+    assert 2 * macs == torch_flops(layer, (1, groups * c_in, size, size))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: conv2d_params(6, 4, 3, groups=4), "in_channels must be divisible by groups"),
+    (lambda: conv2d_params(8, 6, 3, groups=4), "out_channels must be divisible by groups"),
+    (lambda: conv2d_macs(3, 8, 0, 10), "kernel_size must be >= 1"),
+    (lambda: conv2d_macs(3, 8, 3, (10, 10, 10)), "output_size must be an int or a pair"),
+    (lambda: linear_macs(10, 10, rows=0), "rows must be >= 1"),
+])
+def test_bad_sizes_are_value_errors_naming_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: conv2d_params(3.0, 8, 3), "in_channels must be an int"),
+    (lambda: conv2d_params(3, 8, 3, bias=1), "bias must be a bool"),
+    (lambda: linear_params(10, "10"), "out_features must be an int"),
+    (lambda: profile("resnet", (1, 3, 8, 8)), "model must be a torch.nn.Module"),
+    (lambda: profile(nn.ReLU(), 224), "input_size must be a tuple"),
+])
+def test_wrong_types_are_type_errors_naming_the_argument(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+# ---------------------------------------------------------------- whole models
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2", "vgg11"])
+def test_profile_totals_match_torch(name):
+    model = getattr(torchvision.models, name)(weights=None)
+    size = (1, 3, 224, 224) if name != "vgg11" else (1, 3, 64, 64)
+    report = profile(model, size)
+    assert report.params == sum(p.numel() for p in model.parameters())
+    assert report.flops == 2 * report.macs == torch_flops(model, size)
+
+
+def test_macs_scale_with_the_batch_and_parameters_do_not():
+    model = torchvision.models.resnet18(weights=None)
+    one, four = profile(model, (1, 3, 64, 64)), profile(model, (4, 3, 64, 64))
+    assert four.macs == 4 * one.macs
+    assert four.params == one.params
+
+
+def test_resnet50_rows_name_every_layer_and_list_the_other_ops_apart():
+    report = profile(torchvision.models.resnet50(weights=None), (1, 3, 224, 224))
+    kinds = [r.kind for r in report.layers]
+    assert kinds.count("Conv2d") == 53 and kinds.count("Linear") == 1  # 49 + 4 projection shortcuts, fc
+    assert report.layers[0].name == "conv1" and report.layers[0].output_shape == (1, 64, 112, 112)
+    others = {r.kind for r in report.other_ops}
+    assert {"BatchNorm2d", "ReLU", "MaxPool2d", "AdaptiveAvgPool2d", "add"} <= others
+    assert sum(r.kind == "add" for r in report.other_ops) == 16  # one residual addition per bottleneck
+    assert all(r.macs == 0 for r in report.other_ops)
+    assert report.macs == sum(r.macs for r in report.layers)
+
+
+def test_activation_bytes_count_an_in_place_output_once():
+    # conv -> in-place ReLU -> conv on an 8x8 input: outputs of 4*8*8 = 256 and 2*8*8 = 128 floats;
+    # the ReLU writes into the first conv's output, so 384 floats * 4 bytes = 1,536 bytes.
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 2, 3, padding=1))
+    assert profile(model, (1, 1, 8, 8)).activation_bytes == 1_536
+    model[1] = nn.ReLU()  # a separate output now: 256 more floats
+    assert profile(model, (1, 1, 8, 8)).activation_bytes == 1_536 + 1_024
+
+
+def test_activation_bytes_count_every_output_even_when_memory_is_reused():
+    # Five outputs of 16*32*32 = 16,384 floats (65,536 bytes) each; each is freed as soon as
+    # the next layer has read it, and the allocator may hand its address to the next one.
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), *[nn.ReLU() for _ in range(4)])
+    assert profile(model, (1, 3, 32, 32)).activation_bytes == 5 * 65_536
+
+
+def test_profile_leaves_the_model_as_it_found_it():
+    model = torchvision.models.resnet18(weights=None).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    profile(model, (2, 3, 32, 32))
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics untouched
+    assert not model._forward_hooks and not model.conv1._forward_hooks
