@@ -7,6 +7,8 @@
   ``linear_macs``) or of a whole torch model (``profile``).
 * ``cvprep.receptive_field``: receptive field size, jump and start of a layer stack
   or a torch module.
+* ``cvprep.scaling``: EfficientNet's compound scaling (``compound_scale``) and the
+  rounding of scaled channels and depths.
 * ``cvprep.testing``: oracles and the checks behind the exercises' hidden tests.
 * ``cvprep.widgets``: the book's figures (plotly) and live explorers (ipywidgets).
 

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-NUMPY_ONLY_MODULES = ["cvprep", "cvprep.conv", "cvprep.cost", "cvprep.receptive_field", "cvprep.testing"]
+NUMPY_ONLY_MODULES = ["cvprep", "cvprep.conv", "cvprep.cost", "cvprep.receptive_field", "cvprep.scaling", "cvprep.testing"]
 
 
 def test_numpy_modules_do_not_import_torch_or_plotly():
