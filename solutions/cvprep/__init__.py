@@ -1,5 +1,7 @@
 """cvprep: the reference solutions of the cvprep book, one concept per module.
 
+* ``cvprep.blocks``: torch modules of the architectures' building blocks (residual,
+  bottleneck, depthwise-separable, inverted residual, squeeze-and-excitation).
 * ``cvprep.conv``: ``conv2d`` (and its loop version), ``conv_output_size``,
   ``max_pool2d``, ``avg_pool2d`` in NumPy, with ``torch.nn.functional``'s semantics.
 * ``cvprep.cost``: parameters, multiply-accumulates (MACs), FLOPs and activation
