@@ -172,6 +172,44 @@ class CostReport:
         return 2 * self.macs
 
 
+def sequential_costs(model: torch.nn.Sequential, input_size: Sequence[int]) -> list[LayerCost]:
+    """The rows of :func:`profile` for a plain ``nn.Sequential``, the readable way.
+
+    Walks the layers in order, runs each on the previous output, and counts every
+    ``Conv2d`` and ``Linear`` with :func:`conv2d_macs` and :func:`linear_macs`. No hooks:
+    in a ``Sequential`` the order of the layers is the order they run in. (For networks
+    with branches and additions use :func:`profile`; the two agree on every
+    ``Sequential``.)
+
+    Args:
+        model: an ``nn.Sequential`` of modules that each take one tensor.
+        input_size: the input's shape, e.g. ``(1, 3, 32, 32)``.
+
+    Returns:
+        One :class:`LayerCost` per ``Conv2d`` or ``Linear`` layer, in order.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Sequential``, or ``input_size`` is not a
+            sequence of ints.
+        ValueError: a size is below 1.
+    """
+    import torch
+    from torch import nn
+
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be a torch.nn.Sequential, got {type(model).__module__}.{type(model).__name__}")
+    x = torch.zeros(_check_input_size(input_size))
+    rows = []
+    with torch.no_grad():
+        for name, layer in model.named_children():
+            x = layer(x)
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                params = sum(p.numel() for p in layer.parameters())
+                rows.append(LayerCost(name, type(layer).__name__, tuple(x.shape), params,
+                                      _module_macs(layer, x), x.numel()))
+    return rows
+
+
 def _module_macs(module: torch.nn.Module, output: torch.Tensor) -> int:
     from torch import nn
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cvprep.conv import conv_output_size
-from cvprep.cost import conv2d_macs, conv2d_params, linear_macs, linear_params, profile
+from cvprep.cost import conv2d_macs, conv2d_params, linear_macs, linear_params, profile, sequential_costs
 
 from strategies import as_pair, int_or_pair
 
@@ -145,3 +145,28 @@ def test_profile_leaves_the_model_as_it_found_it():
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics untouched
     assert not model._forward_hooks and not model.conv1._forward_hooks
+
+
+def small_cnn():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, stride=2, groups=2), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+
+def test_the_readable_walk_agrees_with_profile_on_sequential_models():
+    for model, size in ((small_cnn(), (2, 3, 32, 32)), (torchvision.models.vgg11(weights=None).features, (1, 3, 32, 32))):
+        assert sequential_costs(model, size) == profile(model, size).layers
+
+
+def test_the_readable_walk_by_hand():
+    # conv 3->8 3x3 pad 1 on 32x32: 8*3*9 = 216 weights + 8 biases; 216 * 32*32 = 221,184 MACs.
+    # pool -> 16x16; conv 8->16 3x3 stride 2, 2 groups: 16*4*9 = 576 weights + 16; output 7x7: 576 * 49 = 28,224.
+    # linear 16->10: 160 weights + 10; 160 MACs.
+    rows = sequential_costs(small_cnn(), (1, 3, 32, 32))
+    assert [(r.name, r.params, r.macs, r.output_shape) for r in rows] == [
+        ("0", 224, 221_184, (1, 8, 32, 32)), ("3", 592, 28_224, (1, 16, 7, 7)), ("8", 170, 160, (1, 10))]
+
+
+def test_the_readable_walk_refuses_other_models():
+    with pytest.raises(TypeError, match="model must be a torch.nn.Sequential"):
+        sequential_costs(torchvision.models.resnet18(weights=None), (1, 3, 32, 32))
