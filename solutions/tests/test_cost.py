@@ -170,3 +170,16 @@ def test_the_readable_walk_by_hand():
 def test_the_readable_walk_refuses_other_models():
     with pytest.raises(TypeError, match="model must be a torch.nn.Sequential"):
         sequential_costs(torchvision.models.resnet18(weights=None), (1, 3, 32, 32))
+
+
+@pytest.mark.filterwarnings("ignore:The default weight initialization of inception_v3")
+@pytest.mark.parametrize("name", ["resnet18", "resnext50_32x4d", "densenet121", "mobilenet_v3_large",
+                                  "efficientnet_b0", "regnet_y_400mf", "inception_v3"])
+def test_profile_reproduces_torchvisions_published_cost(name):
+    # torchvision publishes, per weights, its own count of parameters and of multiply-accumulates
+    # (labelled "GFLOPS", rounded to 3 decimals) at the weights' evaluation resolution
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    size = weights.transforms().crop_size[0]
+    report = profile(torchvision.models.get_model(name, weights=None), (1, 3, size, size))
+    assert report.params == weights.meta["num_params"]
+    assert round(report.macs / 1e9, 3) == pytest.approx(weights.meta["_ops"])
