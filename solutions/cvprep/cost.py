@@ -160,7 +160,7 @@ class CostReport:
     """What :func:`profile` measured in one forward pass."""
 
     layers: list[LayerCost]  # convolution and linear layers, in the order they ran
-    other_ops: list[LayerCost]  # everything else that ran: norms, activations, pooling, additions
+    other_ops: list[LayerCost]  # everything else: norms, activations, pooling, "add" and "cat"
     params: int  # every parameter of the model, counted once
     macs: int  # multiply-accumulates of the convolution and linear layers
     activation_bytes: int  # memory of every intermediate output, each storage counted once
@@ -232,8 +232,9 @@ def profile(model: torch.nn.Module, input_size: Sequence[int]) -> CostReport:
     """Parameters, MACs and activation memory of ``model`` on an input of ``input_size``.
 
     Runs one forward pass on zeros (in eval mode, without gradients) and watches it with
-    forward hooks on every leaf module, plus a watch on tensor additions for the residual
-    connections, which are not modules in torchvision's networks. No weights are needed:
+    forward hooks on every leaf module, plus a watch on tensor additions (residual
+    connections) and concatenations (DenseNet, Inception), which are functions rather
+    than modules in torchvision's networks. No weights are needed:
     the cost depends only on the shapes.
 
     Args:
@@ -284,15 +285,22 @@ def profile(model: torch.nn.Module, input_size: Sequence[int]) -> CostReport:
         (layers if is_layer else others).append(row)
         remember(output)
 
-    class WatchAdditions(TorchFunctionMode):
+    class WatchFunctions(TorchFunctionMode):
+        """Residual additions and concatenations: functions, not modules, in torchvision."""
+
         ADDITIONS = {torch.add, torch.Tensor.add, torch.Tensor.add_, torch.Tensor.__add__,
                      torch.Tensor.__iadd__, torch.Tensor.__radd__}
 
         def __torch_function__(self, func, types, args=(), kwargs=None):
             result = func(*args, **(kwargs or {}))
-            tensors = [a for a in args[:2] if isinstance(a, torch.Tensor)]
-            if func in self.ADDITIONS and len(tensors) == 2 and isinstance(result, torch.Tensor):
-                others.append(LayerCost(running[-1] if running else "", "add", tuple(result.shape), 0, 0,
+            if not isinstance(result, torch.Tensor):
+                return result
+            if func in self.ADDITIONS:
+                kind = "add" if sum(isinstance(a, torch.Tensor) for a in args[:2]) == 2 else None
+            else:
+                kind = "cat" if func is torch.cat else None  # DenseNet's new copy of all earlier maps
+            if kind:
+                others.append(LayerCost(running[-1] if running else "", kind, tuple(result.shape), 0, 0,
                                         result.numel()))
                 remember(result)
             return result
@@ -305,7 +313,7 @@ def profile(model: torch.nn.Module, input_size: Sequence[int]) -> CostReport:
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad(), WatchAdditions():
+        with torch.no_grad(), WatchFunctions():
             model(torch.zeros(input_size))
     finally:
         for handle in handles:

@@ -138,6 +138,24 @@ def test_activation_bytes_count_every_output_even_when_memory_is_reused():
     assert profile(model, (1, 3, 32, 32)).activation_bytes == 5 * 65_536
 
 
+class TwoBranches(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.left, self.right = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(1, 3, 1)
+
+    def forward(self, x):
+        return torch.cat([self.left(x), self.right(x)], dim=1)
+
+
+def test_a_concatenation_is_listed_and_its_copy_counted():
+    # outputs of 2*8*8 = 128 and 3*8*8 = 192 floats, and the concatenation's own copy of
+    # all 320: (128 + 192 + 320) * 4 bytes = 2,560 bytes
+    report = profile(TwoBranches(), (1, 1, 8, 8))
+    cats = [r for r in report.other_ops if r.kind == "cat"]
+    assert [(r.name, r.output_shape) for r in cats] == [("", (1, 5, 8, 8))]
+    assert report.activation_bytes == 2_560
+
+
 def test_profile_leaves_the_model_as_it_found_it():
     model = torchvision.models.resnet18(weights=None).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
