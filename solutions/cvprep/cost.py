@@ -222,6 +222,23 @@ def _module_macs(module: torch.nn.Module, output: torch.Tensor) -> int:
     return linear_macs(module.in_features, module.out_features, rows)
 
 
+def _attention_macs(module: torch.nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor) -> int:
+    """MACs of ``nn.MultiheadAttention``: its four projections and its two matrix products.
+
+    The module runs its projections as functions on its weights (its ``out_proj`` is never
+    called as a module), so no hook sees them; counted here instead. With ``L`` query and
+    ``S`` key tokens of width ``E`` (any number of heads): ``L E^2`` (queries),
+    ``S E (kdim + vdim)`` (keys, values), ``2 L S E`` (scores, weighted sum), ``L E^2``
+    (output).
+    """
+    batch_dim, token_dim = (0, 1) if module.batch_first else (1, 0)
+    batch = query.shape[batch_dim] if query.dim() == 3 else 1
+    length, source = query.shape[token_dim if query.dim() == 3 else 0], key.shape[token_dim if key.dim() == 3 else 0]
+    width = module.embed_dim
+    projections = length * width * width + source * width * (module.kdim + module.vdim) + length * width * width
+    return batch * (projections + 2 * length * source * width)
+
+
 def _check_input_size(input_size: object) -> tuple[int, ...]:
     if not isinstance(input_size, (tuple, list)) or not input_size:
         raise TypeError(f"input_size must be a tuple of ints such as (1, 3, 224, 224), got {input_size!r}")
@@ -243,7 +260,8 @@ def profile(model: torch.nn.Module, input_size: Sequence[int]) -> CostReport:
             activations grow with the batch size, parameters do not.
 
     Returns:
-        A :class:`CostReport`: per-layer rows for ``Conv2d`` and ``Linear``, the other
+        A :class:`CostReport`: per-layer rows for ``Conv2d``, ``Linear`` and
+        ``MultiheadAttention`` (its projections and attention products), the other
         operations listed apart, and the totals ``params``, ``macs``, ``flops`` (2 x MACs)
         and ``activation_bytes``.
 
@@ -274,8 +292,15 @@ def profile(model: torch.nn.Module, input_size: Sequence[int]) -> CostReport:
         storages[storage.data_ptr()] = storage.nbytes()
         alive.append(tensor)
 
-    def after(module: nn.Module, _inputs, output) -> None:
+    def after(module: nn.Module, inputs, output) -> None:
         running.pop()
+        if isinstance(module, nn.MultiheadAttention):
+            attention = output[0]
+            layers.append(LayerCost(names[module], "MultiheadAttention", tuple(attention.shape),
+                                    sum(p.numel() for p in module.parameters()),
+                                    _attention_macs(module, inputs[0], inputs[1]), attention.numel()))
+            remember(attention)
+            return
         if any(True for _ in module.children()) or not isinstance(output, torch.Tensor):
             return
         own = sum(p.numel() for p in module.parameters(recurse=False))

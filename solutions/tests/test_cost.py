@@ -192,7 +192,8 @@ def test_the_readable_walk_refuses_other_models():
 
 @pytest.mark.filterwarnings("ignore:The default weight initialization of inception_v3")
 @pytest.mark.parametrize("name", ["resnet18", "resnext50_32x4d", "densenet121", "mobilenet_v3_large",
-                                  "efficientnet_b0", "regnet_y_400mf", "inception_v3"])
+                                  "efficientnet_b0", "regnet_y_400mf", "inception_v3",
+                                  "vit_b_16"])
 def test_profile_reproduces_torchvisions_published_cost(name):
     # torchvision publishes, per weights, its own count of parameters and of multiply-accumulates
     # (labelled "GFLOPS", rounded to 3 decimals) at the weights' evaluation resolution
@@ -201,3 +202,20 @@ def test_profile_reproduces_torchvisions_published_cost(name):
     report = profile(torchvision.models.get_model(name, weights=None), (1, 3, size, size))
     assert report.params == weights.meta["num_params"]
     assert round(report.macs / 1e9, 3) == pytest.approx(weights.meta["_ops"])
+
+
+def test_multihead_attention_counts_its_projections_and_products():
+    # E = 64, L = S = 10 tokens, batch 2. Four projections: 4 * 2 * 10 * 64^2 = 327,680;
+    # scores and weighted sums: 2 * 2 * 10 * 10 * 64 = 25,600; total 353,280. (Its out_proj
+    # runs as a function on the weights, so no Linear hook may count it a second time.)
+    class SelfAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = nn.MultiheadAttention(64, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.attention(x, x, x, need_weights=False)[0]
+
+    report = profile(SelfAttention(), (2, 10, 64))
+    assert [(r.kind, r.macs) for r in report.layers] == [("MultiheadAttention", 353_280)]
+    assert report.layers[0].params == 4 * 64 * 64 + 4 * 64
