@@ -47,3 +47,21 @@ def test_bad_requests_are_clear_errors(networks):
         widget.figure(networks[1:])
     with pytest.raises(ValueError, match="phi must be one of"):
         widget.figure(networks, phi=5)
+
+
+def test_explorer_rebuilds_for_the_chosen_phi_and_bases(monkeypatch):
+    built = []
+
+    def fake_build(phi, alpha, beta, gamma):  # the wiring, without profiling real networks
+        built.append((phi, alpha, beta, gamma))
+        return widget.ScaledNetwork(phi, alpha**phi, beta**phi, 224, 2.0**phi, 1000 * 2**phi, 1)
+
+    monkeypatch.setattr(widget, "build", fake_build)
+    box = widget.explorer()
+    phi, alpha = box.children[0].children
+    built.clear()
+    phi.value = 1
+    assert built == [(0, 1.2, 1.1, 1.15), (1, 1.2, 1.1, 1.15)]
+    built.clear()
+    alpha.value = 2.0
+    assert built == [(0, 2.0, 1.1, 1.15), (1, 2.0, 1.1, 1.15)]

@@ -35,7 +35,7 @@ class ScaledNetwork:
 
 def scaled_resolution(phi: float, gamma: float = 1.15) -> int:
     """B0's 224 pixels times ``gamma**phi``, rounded to a multiple of 8."""
-    return max(8, round(BASE_RESOLUTION * compound_scale(phi, gamma=gamma).resolution / 8) * 8)
+    return max(8, round(BASE_RESOLUTION * gamma**phi / 8) * 8)
 
 
 def build(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15) -> ScaledNetwork:
@@ -103,3 +103,31 @@ def figure(networks: Sequence[ScaledNetwork], phi: float | None = None) -> go.Fi
                            {"title.text": title}, [0, 3]])
     fig.update_layout(sliders=[_style.slider([f"{p:g}" for p in phis], steps_args, "update", "phi: ", active)])
     return fig
+
+
+def explorer():
+    """Live explorer for JupyterLab: phi and the three bases; rebuilds and profiles the networks.
+
+    Returns:
+        An ``ipywidgets.VBox``; it redraws :func:`figure` (networks for phi = 0, 1, ...
+        up to the chosen phi) when a control changes.
+    """
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    phi = widgets.IntSlider(value=2, min=1, max=4, description="phi")
+    alpha = widgets.FloatSlider(value=1.2, min=1.0, max=2.0, step=0.05, description="alpha (depth)")
+    beta = widgets.FloatSlider(value=1.1, min=1.0, max=2.0, step=0.05, description="beta (width)")
+    gamma = widgets.FloatSlider(value=1.15, min=1.0, max=2.0, step=0.05, description="gamma (res.)")
+    output = widgets.Output()
+
+    def redraw(*_) -> None:
+        output.clear_output(wait=True)
+        with output:
+            networks = [build(p, alpha.value, beta.value, gamma.value) for p in range(phi.value + 1)]
+            display(figure(networks, phi=phi.value))
+
+    for control in (phi, alpha, beta, gamma):
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([phi, alpha]), widgets.HBox([beta, gamma]), output])
