@@ -33,6 +33,7 @@ References:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -280,17 +281,21 @@ def profile(model: torch.nn.Module, input_size: Sequence[int]) -> CostReport:
 
     layers: list[LayerCost] = []
     others: list[LayerCost] = []
-    # Data pointer -> bytes, so that an in-place ReLU, which reuses its input's memory, is
-    # counted once; the outputs are kept alive until the end, or a freed output's address
-    # could come back for a later one.
-    storages: dict[int, int] = {}
-    alive: list[torch.Tensor] = []
+    # Addresses of the outputs still alive: an in-place ReLU returns its input's memory and
+    # is counted once; an address freed and handed to a later output counts again. (Keeping
+    # every output alive instead would make the allocator fault in fresh pages each call.)
+    live: set[int] = set()
+    activation_bytes = 0
     running: list[str] = []  # names of the modules whose forward is running, innermost last
 
     def remember(tensor: torch.Tensor) -> None:
+        nonlocal activation_bytes
         storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        alive.append(tensor)
+        address = storage.data_ptr()
+        if address not in live:
+            live.add(address)
+            activation_bytes += storage.nbytes()
+            weakref.finalize(tensor, live.discard, address)
 
     def after(module: nn.Module, inputs, output) -> None:
         running.pop()
@@ -346,4 +351,4 @@ def profile(model: torch.nn.Module, input_size: Sequence[int]) -> CostReport:
         model.train(was_training)
     params = sum(p.numel() for p in model.parameters())  # parameters() yields a shared tensor once
     return CostReport(layers=layers, other_ops=others, params=params, macs=sum(r.macs for r in layers),
-                      activation_bytes=sum(storages.values()), input_shape=input_size)
+                      activation_bytes=activation_bytes, input_shape=input_size)
