@@ -7,6 +7,10 @@ A reference solution exists once, in ``cvprep``. The nbgrader source notebooks u
   between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` is the body of that
   function (everything after its docstring). The notebook keeps its own ``def`` line
   and docstring, written for the learner, but must use the same parameter names.
+  A class is written one method at a time: ``{"solution_from":
+  ["cvprep.blocks:Bottleneck.__init__", "cvprep.blocks:Bottleneck.forward"]}`` on a
+  cell holding the learner's ``class Bottleneck`` with one solution region in each of
+  those methods, in that order.
 * ``{"provided": ["cvprep._validation:check_int", ...], "imports": [...]}`` on a
   read-only cell of helpers the learner may call: its whole source is those imports
   followed by the listed functions and classes, verbatim.
@@ -34,11 +38,14 @@ PROVIDED_HEADER = (
 
 
 def resolve(reference: str) -> object:
-    """``"package.module:name"`` -> the object it names."""
+    """``"package.module:name"`` or ``"package.module:Class.method"`` -> the object it names."""
     module_name, _, name = reference.partition(":")
     if not name:
         raise ValueError(f"a reference must look like 'package.module:name', got {reference!r}")
-    return getattr(importlib.import_module(module_name), name)
+    found = importlib.import_module(module_name)
+    for attribute in name.split("."):
+        found = getattr(found, attribute)
+    return found
 
 
 def _function_node(source: str, what: str) -> ast.FunctionDef:
@@ -64,26 +71,74 @@ def parameter_names(node: ast.FunctionDef) -> list[str]:
     return [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
 
 
+def split_solutions(source: str) -> tuple[list[str], list[str]]:
+    """A solution cell's source as the text outside its solution regions, and the regions.
+
+    ``source`` is ``outside[0] + BEGIN + regions[0] + END + outside[1] + ...``: one more
+    piece of outside text than there are regions.
+    """
+    outside, regions, rest = [], [], source
+    while BEGIN in rest or END in rest:
+        head, begin, rest = rest.partition(BEGIN)
+        region, end, rest = rest.partition(END)
+        if not begin or not end or END in head or BEGIN in region:
+            raise ValueError(f"a solution cell's {BEGIN!r} and {END!r} lines must come in pairs, in that order")
+        outside.append(head)
+        regions.append(region)
+    return [*outside, rest], regions
+
+
 def split_solution(source: str) -> tuple[str, str, str]:
-    """A solution cell's source as (before BEGIN, the solution region, after END)."""
-    if source.count(BEGIN) != 1 or source.count(END) != 1:
+    """A one-region solution cell's source as (before BEGIN, the solution region, after END)."""
+    outside, regions = split_solutions(source)
+    if len(regions) != 1:
         raise ValueError(f"a solution cell needs exactly one {BEGIN!r} and one {END!r} line")
-    head, rest = source.split(BEGIN)
-    region, tail = rest.split(END)
-    return head, region, tail
+    return outside[0], regions[0], outside[1]
 
 
-def solution_cell(source: str, reference: str) -> str:
-    """Replace the solution region of a notebook cell by the body of ``reference``."""
-    head, _, tail = split_solution(source)
-    function = resolve(reference)
-    indent = head[head.rfind("\n") + 1:]  # whitespace before the BEGIN marker
-    notebook_params = parameter_names(_function_node(head + "pass", f"the solution cell for {reference}"))
-    package_params = parameter_names(_function_node(textwrap.dedent(inspect.getsource(function)), reference))
-    if notebook_params != package_params:
-        raise ValueError(f"the notebook's parameters {notebook_params} differ from {reference}'s {package_params}")
-    body = textwrap.indent(function_body(function), indent)
-    return f"{head}{BEGIN}\n{body}\n{indent}{END}{tail}"
+def _enclosing_functions(outside: list[str]) -> list[ast.FunctionDef]:
+    """The innermost ``def`` around each solution region of a cell (regions stubbed with ``pass``)."""
+    skeleton, region_lines = "", []
+    for head in outside[:-1]:
+        skeleton += head + "pass"
+        region_lines.append(skeleton.count("\n") + 1)
+    skeleton += outside[-1]
+    functions = [node for node in ast.walk(ast.parse(skeleton)) if isinstance(node, ast.FunctionDef)]
+    enclosing = []
+    for line in region_lines:
+        around = [f for f in functions if f.lineno < line <= f.end_lineno]
+        if not around:
+            raise ValueError(f"the solution region on line {line} of the cell is not inside a def")
+        enclosing.append(max(around, key=lambda f: f.lineno))
+    return enclosing
+
+
+def solution_cell(source: str, reference: str | list[str]) -> str:
+    """Replace the solution regions of a notebook cell by the bodies of ``reference``.
+
+    ``reference`` names a function, or lists one function or method per solution region.
+    """
+    references = [reference] if isinstance(reference, str) else list(reference)
+    outside, regions = split_solutions(source)
+    if len(regions) != len(references) or not regions:
+        if len(references) == 1:
+            raise ValueError(f"a solution cell needs exactly one {BEGIN!r} and one {END!r} line")
+        raise ValueError(f"a solution cell for {len(references)} references needs {len(references)} "
+                         f"solution regions, one per reference in order; found {len(regions)}")
+    pieces = [outside[0]]
+    for head, function_node, ref, tail in zip(outside, _enclosing_functions(outside), references, outside[1:]):
+        function = resolve(ref)
+        if "." in ref.partition(":")[2] and function_node.name != function.__name__:  # a method: its name is its API
+            raise ValueError(f"the solution region in def {function_node.name} is filled from {ref}: "
+                             "list the methods in the order of the cell's solution regions")
+        indent = head[head.rfind("\n") + 1:]  # whitespace before the BEGIN marker
+        notebook_params = parameter_names(function_node)
+        package_params = parameter_names(_function_node(textwrap.dedent(inspect.getsource(function)), ref))
+        if notebook_params != package_params:
+            raise ValueError(f"the notebook's parameters {notebook_params} differ from {ref}'s {package_params}")
+        body = textwrap.indent(function_body(function), indent)
+        pieces.append(f"{BEGIN}\n{body}\n{indent}{END}{tail}")
+    return "".join(pieces)
 
 
 def provided_cell(references: list[str], imports: list[str]) -> str:
@@ -110,6 +165,7 @@ def sync_notebook(path: Path, write: bool = True) -> list[Change]:
         if "solution_from" in spec:
             expected = solution_cell(cell.source, spec["solution_from"])
             reference = spec["solution_from"]
+            reference = reference if isinstance(reference, str) else ", ".join(reference)
         else:
             expected = provided_cell(spec["provided"], spec.get("imports", []))
             reference = ", ".join(spec["provided"])

@@ -4,9 +4,11 @@ import textwrap
 
 import nbformat
 import pytest
+import torch
+from torch import nn
 
 from autograder import course, sources
-from cvprep import conv
+from cvprep import blocks, conv
 
 
 def test_exercise_notebooks_match_cvprep():
@@ -67,3 +69,93 @@ def test_cli_check_reports_in_sync(capsys):
 
     assert main(["sync", "--check"]) == 0
     assert "match cvprep" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- classes, one method per solution region
+
+SE_METHODS = ["cvprep.blocks:SqueezeExcitation.__init__", "cvprep.blocks:SqueezeExcitation.scale",
+              "cvprep.blocks:SqueezeExcitation.forward"]
+CLASS_CELL = textwrap.dedent('''
+    class SqueezeExcitation(nn.Module):
+        """Learner-facing docstring."""
+
+        def __init__(self, channels, squeeze_channels, activation=nn.ReLU, scale_activation=nn.Sigmoid):
+            ### BEGIN SOLUTION
+            stale code
+            ### END SOLUTION
+
+        def scale(self, x):
+            """The gate."""
+            ### BEGIN SOLUTION
+            stale code
+            ### END SOLUTION
+
+        def forward(self, x):
+            ### BEGIN SOLUTION
+            stale code
+            ### END SOLUTION
+''').strip()
+
+
+def test_resolve_follows_a_class_to_its_method():
+    assert sources.resolve("cvprep.blocks:Bottleneck.forward") is blocks.Bottleneck.forward
+    assert sources.function_body(blocks.SqueezeExcitation.forward) == "return x * self.scale(x)"
+
+
+def test_class_cell_is_filled_method_by_method():
+    filled = sources.solution_cell(CLASS_CELL, SE_METHODS)
+    assert "stale code" not in filled
+    assert "        super().__init__()\n" in filled  # the method's indentation
+    assert "        return x * self.scale(x)\n        ### END SOLUTION" in filled
+    assert '        """The gate."""' in filled  # the notebook keeps its own docstrings
+    assert sources.solution_cell(filled, SE_METHODS) == filled
+    namespace = {"nn": nn, "torch": torch, "check_int": blocks.check_int, "_check_input": blocks._check_input,
+                 "_make_activation": blocks._make_activation}
+    exec(filled.replace(sources.BEGIN, "").replace(sources.END, ""), namespace)  # noqa: S102
+    mine, reference = namespace["SqueezeExcitation"](8, 2), blocks.SqueezeExcitation(8, 2)
+    mine.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(mine(x), reference(x))
+
+
+def test_class_cell_needs_one_region_per_method():
+    with pytest.raises(ValueError, match="needs 4 solution regions, one per reference in order; found 3"):
+        sources.solution_cell(CLASS_CELL, [*SE_METHODS, "cvprep.blocks:SqueezeExcitation.forward"])
+
+
+def test_class_cell_refuses_methods_in_the_wrong_order():
+    with pytest.raises(ValueError, match="region in def scale is filled from cvprep.blocks:SqueezeExcitation.forward"):
+        sources.solution_cell(CLASS_CELL, [SE_METHODS[0], SE_METHODS[2], SE_METHODS[1]])
+
+
+def test_class_cell_refuses_different_method_parameters():
+    cell = CLASS_CELL.replace("def scale(self, x):", "def scale(self, inputs):")
+    with pytest.raises(ValueError, match=r"parameters \['self', 'inputs'\] differ from cvprep.blocks:SqueezeExcitation.scale"):
+        sources.solution_cell(cell, SE_METHODS)
+
+
+def test_a_region_outside_any_def_is_refused():
+    with pytest.raises(ValueError, match="not inside a def"):
+        sources.solution_cell(f"{sources.BEGIN}\nx = 1\n{sources.END}", "cvprep.conv:conv_output_size")
+
+
+@pytest.mark.parametrize("source", [f"{sources.END}\n{sources.BEGIN}", f"{sources.BEGIN}\n{sources.BEGIN}\n{sources.END}",
+                                    f"{sources.BEGIN}\n", f"{sources.BEGIN}\n{sources.END}\n{sources.END}"])
+def test_unpaired_markers_are_refused(source):
+    with pytest.raises(ValueError, match="must come in pairs"):
+        sources.split_solutions(source)
+
+
+@pytest.mark.parametrize("path", sorted(course.EXERCISES.glob("*/*.ipynb")), ids=lambda p: p.parent.name)
+def test_sync_rewrites_every_stale_region_of_every_notebook(tmp_path, path):
+    original = nbformat.read(path, as_version=4)
+    stale = nbformat.from_dict(original)
+    expected = set()
+    for cell in stale.cells:
+        if cell.metadata.get("cvprep", {}).get("solution_from"):
+            cell.source = cell.source.replace(sources.BEGIN + "\n", sources.BEGIN + "\nstale = True  # edited by hand\n")
+            expected.add(cell.metadata["nbgrader"]["grade_id"])
+    nbformat.write(stale, tmp_path / path.name)
+    assert {c.cell_id for c in sources.sync_notebook(tmp_path / path.name)} == expected
+    assert nbformat.read(tmp_path / path.name, as_version=4).cells == original.cells
