@@ -10,6 +10,7 @@ conv_output_size 2 points (2 tests), conv2d 4 (4 tests), max_pool2d 2, receptive
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ import nbformat
 
 from autograder import sources
 
-from assignment import SOURCE
+from assignment import ASSIGNMENT, SOURCE
+from assignment import MISTAKES as ALL_MISTAKES
 
 PARTS = {  # solution cell -> its grade cells
     "conv_output_size": ["test_conv_output_size_formula", "test_conv_output_size_errors"],
@@ -28,43 +30,46 @@ PARTS = {  # solution cell -> its grade cells
 }
 
 # Plausible mistakes, as edits of the reference body: (text to replace, replacement).
-MISTAKES = {
-    "conv_output_size": (  # forgets the "+ 1" and the check that the kernel fits
-        'check_window_fits(size, padding, span, "conv_output_size")\n    return (size + 2 * padding - span) // stride + 1',
-        "return (size + 2 * padding - span) // stride",
-    ),
-    "conv2d": ("window * weight[f]", "window * weight[f, :, ::-1, ::-1]"),  # true convolution: flips the kernel
-    "max_pool2d": ("kw, sw)", "kw, 1)"),  # ignores the horizontal stride
-    "receptive_field": ("start = start + ((span - 1) / 2 - padding) * jump", "start = start + (span - 1) / 2 * jump"),
-}
+MISTAKES = ALL_MISTAKES[ASSIGNMENT]
 
-STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
+# nbgrader's stub, at the indentation of the solution region it replaced
+STUB = re.compile(r"^(?P<indent>[ \t]*)# YOUR CODE HERE\n(?P=indent)raise NotImplementedError\(\)", re.MULTILINE)
 
 
 def grade_id(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
-def solutions(source_notebook) -> dict[str, str]:
-    return {grade_id(c): sources.split_solution(c.source)[1] for c in source_notebook.cells
+def solutions(source_notebook) -> dict[str, list[str]]:
+    """Solution cell -> its solution regions (one per function, or per method of a class), indented."""
+    return {grade_id(c): sources.split_solutions(c.source)[1] for c in source_notebook.cells
             if c.metadata.get("nbgrader", {}).get("solution")}
 
 
-def filled(release_path: Path, broken_part: str | None = None, bodies: dict[str, str] | None = None):
-    """The released notebook with every solution filled in, as a student would; one part possibly wrong."""
+def filled(release_path: Path, broken_part: str | None = None, bodies: dict[str, str] | None = None,
+           source: Path = SOURCE):
+    """The released notebook with every solution filled in, as a student would; one part possibly wrong.
+
+    The solutions come from ``source``, the assignment's source notebook; ``broken_part``
+    gets the assignment's mistake for that solution cell (assignment.MISTAKES).
+    """
     student = nbformat.read(release_path, as_version=4)
-    reference = solutions(nbformat.read(SOURCE, as_version=4))
+    reference = solutions(nbformat.read(source, as_version=4))
     for cell in student.cells:
         part = grade_id(cell)
         if part in reference:
-            body = reference[part]
-            if bodies and part in bodies:  # written flush left; the cell's body is indented
-                body = textwrap.indent(bodies[part], "    ")
+            regions = reference[part]
+            if bodies and part in bodies:  # written flush left; a function's body is indented
+                regions = [textwrap.indent(bodies[part], "    ")]
             if part == broken_part:
-                old, new = MISTAKES[part]
-                assert old in body, f"the mistake for {part} no longer applies to the reference"
-                body = body.replace(old, new)
-            cell.source = cell.source.replace(STUB, body.strip("\n"))
+                old, new = ALL_MISTAKES[source.parent.name][part]
+                hits = [i for i, region in enumerate(regions) if old in region]
+                assert len(hits) == 1, f"the mistake for {part} no longer applies to the reference"
+                regions[hits[0]] = regions[hits[0]].replace(old, new)
+            assert len(STUB.findall(cell.source)) == len(regions), f"{part}: one stub per solution region"
+            for region in regions:
+                body = region.strip("\n").rstrip()
+                cell.source = STUB.sub(lambda _, body=body: body, cell.source, count=1)  # a function: no escapes
             assert "NotImplementedError" not in cell.source
     return student
 

@@ -41,4 +41,4 @@ def test_release_refuses_an_unknown_assignment(tmp_path):
     result = run("release", "99-nothing", "--out", str(tmp_path))
     assert result.returncode != 0
     assert "unknown assignment '99-nothing'" in result.stderr
-    assert course.assignments() == ["01-convolution"]
+    assert course.assignments() == ["01-convolution", "04-architectures"]

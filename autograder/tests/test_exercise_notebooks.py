@@ -14,6 +14,17 @@ def grade_cells(notebook):
     return [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
 
 
+def imported_modules(source):
+    """Every module an ``import`` or ``from ... import`` of ``source`` names."""
+    modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+    return modules
+
+
 def solution_cells(notebook):
     return [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution")]
 
@@ -54,6 +65,11 @@ def test_grade_cells_follow_the_house_rules(notebook):
         assert cell.metadata["nbgrader"]["points"] > 0
         visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
         assert "assert" in visible, f"{grade_id}: needs a visible hand-worked test"
-        assert "from cvprep.testing import check_" in hidden and "### END HIDDEN TESTS" in hidden, \
-            f"{grade_id}: needs a hidden test against a cvprep.testing oracle"
+        hidden, end, _ = hidden.partition("### END HIDDEN TESTS")
+        assert end, f"{grade_id}: needs hidden tests"
+        oracles = imported_modules(hidden)
+        assert {m for m in oracles if m.startswith("cvprep.")} <= {"cvprep.testing"}, \
+            f"{grade_id}: hidden tests may use the reference package only through cvprep.testing"
+        assert "from cvprep.testing import check_" in hidden or {m.split(".")[0] for m in oracles} & {"torch", "torchvision"}, \
+            f"{grade_id}: needs a hidden test against an oracle: a cvprep.testing check, or torch and torchvision themselves"
         assert "cvprep" not in visible, f"{grade_id}: visible tests must not need the reference package"
