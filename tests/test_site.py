@@ -63,13 +63,15 @@ def test_every_toc_page_is_built(build_log):
 
 
 @pytest.mark.parametrize("name, minimum, interactive", [
-    ("convolution", 1, None),
-    ("arithmetic", 4, "frames"),
-    ("receptive-field", 3, "sliders"),
-    ("forward-pass", 1, None),
+    ("01-convolution/convolution", 1, None),
+    ("01-convolution/arithmetic", 4, "frames"),
+    ("01-convolution/receptive-field", 3, "sliders"),
+    ("01-convolution/forward-pass", 1, None),
+    ("04-architectures/cost", 2, "sliders"),  # FLOP calculator, per-layer breakdown (menu)
+    ("04-architectures/choosing", 2, "sliders"),  # accuracy against cost (buttons), compound scaling
 ])
 def test_chapter_figures_render_and_stay_interactive(build_log, name, minimum, interactive):
-    text = page(f"book/01-convolution/{name}")
+    text = page(f"book/{name}")
     assert text.count('class="plotly-graph-div"') >= minimum
     assert "_static/vendor/plotly.min.js" in text  # loaded from the site itself, not a CDN
     figures = plotly_figures(text)
@@ -101,8 +103,9 @@ def test_glued_numbers_match_cvprep(build_log):
     assert f'VGG-16’s <span class="pasted-text">{vgg}</span>' in text or f"VGG-16's <span class=\"pasted-text\">{vgg}</span>" in text
 
 
-def test_exercise_page_is_the_student_version(build_log):
-    text = html.unescape(page("book/_exercises/01-convolution/convolution"))
+@pytest.mark.parametrize("exercise", ["01-convolution/convolution", "04-architectures/architectures"])
+def test_exercise_page_is_the_student_version(build_log, exercise):
+    text = html.unescape(page(f"book/_exercises/{exercise}"))
     assert "YOUR CODE HERE" in text and "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
     assert "cvprep.testing" not in text
 
@@ -112,3 +115,14 @@ def test_question_page_links_every_question_to_its_section(build_log):
     for question in yaml.safe_load((BOOK / "questions.yml").read_text()):
         assert f'id="q-{question["id"]}"' in text
         assert f'#{question["section"]}"' in text, question["id"]
+
+
+def test_chapter_04_quotes_profile(build_log):
+    import torchvision
+
+    from cvprep.cost import profile
+
+    report = profile(torchvision.models.resnet50(), (1, 3, 224, 224))
+    text = page("book/04-architectures/cost")
+    assert f'<span class="pasted-text">{report.params / 1e6:.1f}</span> million parameters' in text
+    assert f'<span class="pasted-text">{report.macs / 1e9:.2f}</span> G MACs' in text
