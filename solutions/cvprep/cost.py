@@ -215,7 +215,8 @@ def _module_macs(module: torch.nn.Module, output: torch.Tensor) -> int:
     from torch import nn
 
     if isinstance(module, nn.Conv2d):
-        batch, _, h_out, w_out = output.shape
+        batch = output.shape[0] if output.dim() == 4 else 1  # Conv2d also takes one unbatched image
+        h_out, w_out = output.shape[-2:]
         return batch * conv2d_macs(module.in_channels, module.out_channels, module.kernel_size,
                                    (h_out, w_out), module.groups)
     # nn.Linear maps the last dimension; every other dimension is a row (images, tokens).
@@ -269,7 +270,8 @@ def profile(model: torch.nn.Module, input_size: Sequence[int]) -> CostReport:
     Raises:
         TypeError: ``model`` is not a ``torch.nn.Module``, or ``input_size`` is not a
             sequence of ints.
-        ValueError: a size is below 1.
+        ValueError: a size is below 1, or the model cannot run on an input of that
+            shape (wrong rank, wrong number of channels, too small for its strides).
     """
     import torch
     from torch import nn
@@ -344,7 +346,11 @@ def profile(model: torch.nn.Module, input_size: Sequence[int]) -> CostReport:
     try:
         model.eval()
         with torch.no_grad(), WatchFunctions():
-            model(torch.zeros(input_size))
+            try:
+                model(torch.zeros(input_size))
+            except (RuntimeError, ValueError, IndexError) as error:
+                raise ValueError(f"input_size {input_size} does not fit this model: "
+                                 f"{str(error).splitlines()[0]}") from error
     finally:
         for handle in handles:
             handle.remove()

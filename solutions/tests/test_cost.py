@@ -94,10 +94,11 @@ def test_wrong_types_are_type_errors_naming_the_argument(call, message):
 # ---------------------------------------------------------------- whole models
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2", "vgg11"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "vgg16", "mobilenet_v2", "mobilenet_v3_large",
+                                  "efficientnet_b0", "densenet121", "resnext50_32x4d"])
 def test_profile_totals_match_torch(name):
     model = getattr(torchvision.models, name)(weights=None)
-    size = (1, 3, 224, 224) if name != "vgg11" else (1, 3, 64, 64)
+    size = (1, 3, 224, 224)
     report = profile(model, size)
     assert report.params == sum(p.numel() for p in model.parameters())
     assert report.flops == 2 * report.macs == torch_flops(model, size)
@@ -219,3 +220,17 @@ def test_multihead_attention_counts_its_projections_and_products():
     report = profile(SelfAttention(), (2, 10, 64))
     assert [(r.kind, r.macs) for r in report.layers] == [("MultiheadAttention", 353_280)]
     assert report.layers[0].params == 4 * 64 * 64 + 4 * 64
+
+
+@pytest.mark.parametrize("size, message", [
+    ((1, 3, 224), "does not fit this model"),  # wrong rank for a network that flattens a batch
+    ((1, 4, 64, 64), "does not fit this model"),  # four channels for a three-channel stem
+])
+def test_an_input_the_model_cannot_take_is_a_clear_error(size, message):
+    with pytest.raises(ValueError, match=message):
+        profile(torchvision.models.resnet18(weights=None), size)
+
+
+def test_an_unbatched_image_counts_as_one():
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    assert profile(conv, (3, 16, 16)).macs == profile(conv, (1, 3, 16, 16)).macs == 8 * 27 * 256
