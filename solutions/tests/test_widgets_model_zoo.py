@@ -40,3 +40,21 @@ def test_bad_requests_are_clear_errors():
         widget.model_costs((("ResNet", "resnet18"),), weights="IMAGENET1K_V9")
     with pytest.raises(ValueError, match="rows must contain at least one model"):
         widget.figure([])
+
+
+def test_explorer_redraws_for_the_chosen_families_and_weights(monkeypatch):
+    asked = []
+
+    def fake_costs(models, weights):  # the wiring, without profiling every network
+        asked.append(([name for _, name in models], weights))
+        return [widget.ModelCost(f, n, 224, 1, 1, 50.0, weights) for f, n in models]
+
+    monkeypatch.setattr(widget, "model_costs", fake_costs)
+    box = widget.explorer()
+    families, weights = box.children[0].children
+    families.value = ("MobileNet",)
+    weights.value = "DEFAULT"
+    assert asked[-2:] == [(["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"], "IMAGENET1K_V1"),
+                          (["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"], "DEFAULT")]
+    families.value = ()
+    assert len(asked) == 3  # nothing to draw: a message instead of an empty chart

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import plotly.graph_objects as go
 
@@ -57,8 +58,6 @@ def model_costs(models: Sequence[tuple[str, str]] = MODELS, weights: str = "IMAG
     """
     import torchvision
 
-    from cvprep.cost import profile
-
     rows = []
     for family, name in models:
         try:
@@ -71,10 +70,21 @@ def model_costs(models: Sequence[tuple[str, str]] = MODELS, weights: str = "IMAG
             raise ValueError(f"weights must be DEFAULT or one of {[w.name for w in enum]} for {name}, "
                              f"got {weights!r}") from None
         resolution = chosen.transforms().crop_size[0]
-        report = profile(torchvision.models.get_model(name, weights=None), (1, 3, resolution, resolution))
+        params, macs = _cost(name, resolution)
         top1 = chosen.meta["_metrics"]["ImageNet-1K"]["acc@1"]
-        rows.append(ModelCost(family, name, resolution, report.params, report.macs, top1, chosen.name))
+        rows.append(ModelCost(family, name, resolution, params, macs, top1, chosen.name))
     return rows
+
+
+@lru_cache(maxsize=None)
+def _cost(name: str, resolution: int) -> tuple[int, int]:
+    """Parameters and MACs of a torchvision model (cached: the explorer asks again and again)."""
+    import torchvision
+
+    from cvprep.cost import profile
+
+    report = profile(torchvision.models.get_model(name, weights=None), (1, 3, resolution, resolution))
+    return report.params, report.macs
 
 
 def figure(rows: Sequence[ModelCost]) -> go.Figure:
@@ -112,3 +122,33 @@ def figure(rows: Sequence[ModelCost]) -> go.Figure:
     fig.update_layout(updatemenus=[dict(type="buttons", direction="right", buttons=buttons, x=0.0, y=1.12,
                                         xanchor="left", yanchor="top")])
     return fig
+
+
+def explorer():
+    """Live chart for JupyterLab: pick the families, and original or best published weights.
+
+    Returns:
+        An ``ipywidgets.VBox``; it redraws :func:`figure` when a control changes.
+    """
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    families = widgets.SelectMultiple(options=list(FAMILY_COLORS), value=tuple(FAMILY_COLORS),
+                                      description="families", rows=len(FAMILY_COLORS))
+    weights = widgets.ToggleButtons(options=[("original recipes", "IMAGENET1K_V1"), ("best published", "DEFAULT")],
+                                    description="accuracy of")
+    output = widgets.Output()
+
+    def redraw(*_) -> None:
+        output.clear_output(wait=True)
+        with output:
+            chosen = tuple(m for m in MODELS if m[0] in families.value)
+            if not chosen:
+                print("Pick at least one family.")
+                return
+            display(figure(model_costs(chosen, weights.value)))
+
+    families.observe(redraw, names="value")
+    weights.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([families, weights]), output])
