@@ -67,6 +67,11 @@ def _conv_bn(
     return nn.Sequential(*layers)
 
 
+def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """A 3x3 convolution that keeps ``H`` and ``W`` at stride 1 (no bias: BatchNorm follows)."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
+
+
 def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     """Identity when the shapes already agree, else a strided 1x1 projection (ResNet option B)."""
     if stride == 1 and in_channels == out_channels:
@@ -134,9 +139,9 @@ class BasicBlock(nn.Module):
         self.out_channels = check_int(out_channels, "out_channels", 1)
         self.stride = check_int(stride, "stride", 1)
         # registration order matters: conv1, bn1, conv2, bn2, shortcut, as in torchvision
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
+        self.conv1 = _conv3x3(in_channels, out_channels, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, padding=1, bias=False)
+        self.conv2 = _conv3x3(out_channels, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut = _shortcut(in_channels, out_channels, stride)
 
