@@ -21,6 +21,7 @@ student's grading never touches another's row.
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import json
@@ -183,7 +184,7 @@ class Batch:
             log.warning("NOT ISOLATED: %s. Every row of grades.csv says so.", self.unisolated)
         else:
             log.info("isolated: kernels run as %r in a private mount namespace", self.policy.user)
-        sandbox.write_kernelspec(self.root / "jupyter", self.policy)
+        sandbox.write_kernelspec(self.root / "jupyter", self.policy, preload=heavy_imports(self.exercise.source))
         os.environ["JUPYTER_PATH"] = str(self.root / "jupyter")
         self.fingerprint = grader_fingerprint(self.exercise, self.options, self.unisolated)
         stamp = self.root / "release" / f".{self.assignment}.source"
@@ -226,6 +227,27 @@ class Batch:
         partial = path.with_suffix(".json.partial")
         partial.write_text(json.dumps(asdict(result), indent=1))
         os.replace(partial, path)  # a killed grader leaves the old result or the new one, never half
+
+
+HEAVY_MODULES = ("torch", "torchvision")  # seconds to import: worth importing once per grading process
+
+
+def heavy_imports(notebook_path: Path) -> tuple[str, ...]:
+    """The heavy modules the notebook's code imports (none for a NumPy-only exercise)."""
+    imported = set()
+    for cell in nbformat.read(notebook_path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue  # IPython magics; a real syntax error is the student's, not ours
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    return tuple(m for m in HEAVY_MODULES if m in imported)
 
 
 def _valid_student_id(name: str) -> bool:

@@ -34,6 +34,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -152,8 +153,12 @@ def probe(policy: Policy) -> str | None:
     return None
 
 
-def write_kernelspec(folder: Path, policy: Policy) -> Path:
-    """A kernelspec named ``cvprep-sandbox`` under ``folder/kernels`` (put ``folder`` on JUPYTER_PATH)."""
+def write_kernelspec(folder: Path, policy: Policy, preload: Sequence[str] = ()) -> Path:
+    """A kernelspec named ``cvprep-sandbox`` under ``folder/kernels`` (put ``folder`` on JUPYTER_PATH).
+
+    ``preload`` names modules the forking launcher imports once for all kernels (the
+    assignment's heavy imports, such as torch).
+    """
     spec = folder / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
     argv = launcher_argv(policy) + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
@@ -161,6 +166,8 @@ def write_kernelspec(folder: Path, policy: Policy) -> Path:
     if _forking_provisioner_installed():
         # Same command, started by forking a warm interpreter (autograder.zygote).
         metadata["kernel_provisioner"] = {"provisioner_name": "cvprep-forking"}
+        if preload:
+            metadata["cvprep_preload"] = list(preload)
     kernel = {"argv": argv, "display_name": "cvprep sandbox", "language": "python",
               "interrupt_mode": "signal", "metadata": metadata}
     (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))

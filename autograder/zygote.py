@@ -4,7 +4,8 @@ Every graded submission gets a fresh kernel, and a fresh ``python -m ipykernel_l
 spends about half a second importing IPython, ipykernel and numpy before it runs one
 line of the student's code. Grading 300 notebooks pays that 300 times. Here each
 grading process starts one *zygote* (``python -m autograder.zygote``) that imports all of
-that once and then waits; a kernel is a ``fork()`` of it:
+that once (plus torch for the assignments whose notebook imports it, never for the
+others) and then waits; a kernel is a ``fork()`` of it:
 
 * the child leaves the zygote's pipes, enters the sandbox exactly as the ``exec``-ing
   launcher does (:func:`autograder.sandbox.confine`: mount namespace, unprivileged user,
@@ -31,6 +32,7 @@ import sys
 import threading
 import time
 from queue import Empty
+from collections.abc import Sequence
 from typing import Any
 
 from jupyter_client.asynchronous import AsyncKernelClient
@@ -41,6 +43,7 @@ LAUNCHER = ["-m", "autograder.sandbox"]  # what the kernelspec's argv runs after
 KERNEL_MODULE = ["-m", "ipykernel_launcher"]
 BIND_TIMEOUT = 30.0  # seconds the zygote waits for a new kernel to listen before replying anyway
 # Libraries a kernel needs before the first cell; never cvprep (the guard watches its import).
+PRELOAD_KEY = "cvprep_preload"  # kernelspec metadata: more modules the assignment's kernels import
 PRELOAD = ("numpy", "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
            "ipykernel.debugger")
 
@@ -48,10 +51,10 @@ PRELOAD = ("numpy", "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipy
 # ---------------------------------------------------------------- the zygote process
 
 
-def _preload() -> None:
+def _preload(extra: Sequence[str] = ()) -> None:
     import importlib
 
-    for name in PRELOAD:
+    for name in (*PRELOAD, *extra):
         try:
             importlib.import_module(name)
         except ImportError:
@@ -122,7 +125,7 @@ def serve(requests, replies) -> None:
 
 
 def main() -> None:
-    _preload()
+    _preload(sys.argv[1:])  # what the assignment's kernels import anyway, e.g. torch
     serve(sys.stdin, sys.stdout)
 
 
@@ -136,28 +139,28 @@ class ZygoteError(RuntimeError):
 class Zygote:
     """One zygote process, owned by one grading process."""
 
-    _mine: dict[tuple[int, str], Zygote] = {}
+    _mine: dict[tuple[int, str, tuple[str, ...]], Zygote] = {}
     _lock = threading.Lock()
 
-    def __init__(self, python: str):
+    def __init__(self, python: str, preload: Sequence[str] = ()):
         from autograder import sandbox
 
         # numpy reads the thread counts once, at import; debugpy would warn on stderr.
         env = {**os.environ, **sandbox.SINGLE_THREADED, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
         # A new session, so the grader's terminal (and its Ctrl-C) never reaches a kernel;
         # "/" as the folder, so nothing of the grader's working folder is on sys.path.
-        self.process = subprocess.Popen([python, "-m", "autograder.zygote"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([python, "-m", "autograder.zygote", *preload], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/",
                                         env=env, text=True, start_new_session=True)
 
     @classmethod
-    def for_python(cls, python: str) -> Zygote:
-        """This process's zygote for ``python`` (forked grading workers each start their own)."""
-        key = (os.getpid(), python)
+    def for_python(cls, python: str, preload: Sequence[str] = ()) -> Zygote:
+        """This process's zygote for ``python`` with ``preload`` imported (each grading worker has its own)."""
+        key = (os.getpid(), python, tuple(preload))
         with cls._lock:
             zygote = cls._mine.get(key)
             if zygote is None or zygote.process.poll() is not None:
-                zygote = cls._mine[key] = cls(python)
+                zygote = cls._mine[key] = cls(python, preload)
             return zygote
 
     def fork(self, argv: list[str], env: dict[str, str], cwd: str) -> int:
@@ -238,8 +241,9 @@ class ForkingProvisioner(LocalProvisioner):
         if cmd[1:3] != LAUNCHER or not hasattr(os, "pidfd_open"):
             return await super().launch_kernel(cmd, **kwargs)
         try:
-            pid = Zygote.for_python(cmd[0]).fork(cmd[3:], kwargs.get("env") or dict(os.environ),
-                                                 kwargs.get("cwd") or os.getcwd())
+            preload = self.kernel_spec.metadata.get(PRELOAD_KEY, []) if self.kernel_spec else []
+            pid = Zygote.for_python(cmd[0], preload).fork(cmd[3:], kwargs.get("env") or dict(os.environ),
+                                                          kwargs.get("cwd") or os.getcwd())
             self.process = ForkedKernel(pid)
         except (OSError, ZygoteError, ValueError) as error:
             self.log.warning("forking the kernel failed (%s); starting it the usual way", error)

@@ -77,6 +77,7 @@ def test_a_forked_kernel_is_a_sandboxed_child_of_the_zygote(kernelspecs, student
                                        "uid=__import__('os').getuid(), cwd=__import__('os').getcwd(), "
                                        "threads=__import__('os').environ.get('OMP_NUM_THREADS'), "
                                        "cvprep='cvprep' in __import__('sys').modules, "
+                                       "torch='torch' in __import__('sys').modules, "
                                        "answer=__import__('helper').ANSWER)")
             return km.provisioner.pid, facts
         finally:
@@ -87,6 +88,7 @@ def test_a_forked_kernel_is_a_sandboxed_child_of_the_zygote(kernelspecs, student
     assert facts["answer"] == 42  # the student's own files are importable from the working folder
     assert facts["threads"] == "1"
     assert facts["cvprep"] is False  # the zygote never imports the reference package
+    assert facts["torch"] is False  # nor torch, unless the assignment asks for it
     if UNISOLATED is None:
         assert facts["uid"] != 0 and facts["cwd"] == sandbox.WORK
     else:
@@ -176,7 +178,7 @@ def process_state(pid):
 
 
 def test_the_kernel_starts_the_usual_way_when_the_zygote_fails(kernelspecs, student, monkeypatch):
-    def broken(python):
+    def broken(python, preload=()):
         raise zygote.ZygoteError("no zygote today")
 
     monkeypatch.setattr(zygote.Zygote, "for_python", broken)
@@ -202,3 +204,21 @@ def test_waiting_for_a_dead_kernel_fails_instead_of_hanging(kernelspecs, student
 
     with pytest.raises(RuntimeError, match="died|respond"):
         run(check())
+
+
+def test_an_assignment_that_imports_torch_gets_it_preloaded(tmp_path, student):
+    from autograder import batch
+
+    exercises = course.EXERCISES
+    assert batch.heavy_imports(exercises / "01-convolution" / "convolution.ipynb") == ()  # NumPy only
+    assert batch.heavy_imports(exercises / "04-architectures" / "architectures.ipynb") == ("torch", "torchvision")
+    sandbox.write_kernelspec(tmp_path, POLICY, preload=["torch"])
+
+    async def check():
+        km, kc = await start(tmp_path, student)
+        try:
+            return await evaluate(kc, "'torch' in __import__('sys').modules")
+        finally:
+            await stop(km, kc)
+
+    assert run(check()) is True
