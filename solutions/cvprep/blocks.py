@@ -46,6 +46,13 @@ from cvprep._validation import check_int
 ActivationFactory = Callable[[], nn.Module]
 
 
+def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """A convolution without bias (a BatchNorm shift follows) whose padding keeps ``H`` and
+    ``W`` at stride 1 (odd kernels only)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, groups=groups,
+                     bias=False)
+
+
 def _conv_bn(
     in_channels: int,
     out_channels: int,
@@ -54,22 +61,11 @@ def _conv_bn(
     groups: int = 1,
     activation: ActivationFactory | None = None,
 ) -> nn.Sequential:
-    """Convolution (no bias: the BatchNorm shift replaces it), BatchNorm, optional activation.
-
-    The padding keeps ``H`` and ``W`` when ``stride == 1`` (odd kernels only).
-    """
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(out_channels),
-    ]
+    """:func:`_conv`, BatchNorm, optional activation."""
+    layers: list[nn.Module] = [_conv(in_channels, out_channels, kernel_size, stride, groups), nn.BatchNorm2d(out_channels)]
     if activation is not None:
         layers.append(activation())
     return nn.Sequential(*layers)
-
-
-def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    """A 3x3 convolution that keeps ``H`` and ``W`` at stride 1 (no bias: BatchNorm follows)."""
-    return nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
 
 
 def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -139,9 +135,9 @@ class BasicBlock(nn.Module):
         self.out_channels = check_int(out_channels, "out_channels", 1)
         self.stride = check_int(stride, "stride", 1)
         # registration order matters: conv1, bn1, conv2, bn2, shortcut, as in torchvision
-        self.conv1 = _conv3x3(in_channels, out_channels, stride)
+        self.conv1 = _conv(in_channels, out_channels, 3, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = _conv3x3(out_channels, out_channels)
+        self.conv2 = _conv(out_channels, out_channels, 3)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut = _shortcut(in_channels, out_channels, stride)
 
