@@ -62,7 +62,8 @@ def _conv_bn(
     activation: ActivationFactory | None = None,
 ) -> nn.Sequential:
     """:func:`_conv`, BatchNorm, optional activation."""
-    layers: list[nn.Module] = [_conv(in_channels, out_channels, kernel_size, stride, groups), nn.BatchNorm2d(out_channels)]
+    layers: list[nn.Module] = [_conv(in_channels, out_channels, kernel_size, stride, groups),
+                               nn.BatchNorm2d(out_channels)]
     if activation is not None:
         layers.append(activation())
     return nn.Sequential(*layers)
