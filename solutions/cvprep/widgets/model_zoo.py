@@ -97,8 +97,8 @@ def figure(rows: Sequence[ModelCost]) -> go.Figure:
         raise ValueError("rows must contain at least one model")
     largest = max(r.params for r in rows)
     fig = go.Figure()
-    for family in dict.fromkeys(r.family for r in rows):
-        mine = [r for r in rows if r.family == family]
+    by_family = {family: [r for r in rows if r.family == family] for family in dict.fromkeys(r.family for r in rows)}
+    for family, mine in by_family.items():
         fig.add_trace(go.Scatter(
             x=[r.macs / 1e9 for r in mine], y=[r.top1 for r in mine], mode="markers+text", name=family,
             text=[r.name for r in mine], textposition="top center", textfont=dict(size=10),
@@ -112,10 +112,10 @@ def figure(rows: Sequence[ModelCost]) -> go.Figure:
     fig.update_layout(showlegend=True, legend=dict(orientation="h", y=-0.18))
     fig.update_xaxes(type="log", title="G multiply-accumulates per image (log)")
     fig.update_yaxes(title="published top-1 (%)")
-    by_family = [[r for r in rows if r.family == f] for f in dict.fromkeys(r.family for r in rows)]
+    groups = list(by_family.values())
     views = {
-        "MACs": ([[r.macs / 1e9 for r in group] for group in by_family], "G multiply-accumulates per image (log)"),
-        "parameters": ([[r.params / 1e6 for r in group] for group in by_family], "M parameters (log)"),
+        "MACs": ([[r.macs / 1e9 for r in group] for group in groups], "G multiply-accumulates per image (log)"),
+        "parameters": ([[r.params / 1e6 for r in group] for group in groups], "M parameters (log)"),
     }
     buttons = [dict(label=f"x: {label}", method="update", args=[{"x": xs}, {"xaxis.title.text": title}])
                for label, (xs, title) in views.items()]
