@@ -2,6 +2,7 @@
 sandboxed, one process per student, interruptible, killable, and noticed when they die."""
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -45,6 +46,16 @@ async def start(kernelspecs, cwd):
     return km, kc
 
 
+@contextlib.asynccontextmanager
+async def kernel(kernelspecs, cwd):
+    """A started kernel and its client, shut down on the way out."""
+    km, kc = await start(kernelspecs, cwd)
+    try:
+        yield km, kc
+    finally:
+        await stop(km, kc)
+
+
 async def evaluate(kc, expression, timeout=30):
     """The value of ``expression`` in the kernel (through JSON), or the error's name."""
     outputs = []
@@ -69,8 +80,7 @@ def test_the_kernelspec_names_the_forking_provisioner(kernelspecs):
 
 def test_a_forked_kernel_is_a_sandboxed_child_of_the_zygote(kernelspecs, student):
     async def check():
-        km, kc = await start(kernelspecs, student)
-        try:
+        async with kernel(kernelspecs, student) as (km, kc):
             assert isinstance(km.provisioner, zygote.ForkingProvisioner)
             assert isinstance(km.provisioner.process, zygote.ForkedKernel)
             facts = await evaluate(kc, "dict(pid=__import__('os').getpid(), ppid=__import__('os').getppid(), "
@@ -80,8 +90,6 @@ def test_a_forked_kernel_is_a_sandboxed_child_of_the_zygote(kernelspecs, student
                                        "torch='torch' in __import__('sys').modules, "
                                        "answer=__import__('helper').ANSWER)")
             return km.provisioner.pid, facts
-        finally:
-            await stop(km, kc)
 
     pid, facts = run(check())
     assert facts["pid"] == pid and facts["ppid"] != os.getpid()  # forked by the zygote, not by us
@@ -97,15 +105,11 @@ def test_a_forked_kernel_is_a_sandboxed_child_of_the_zygote(kernelspecs, student
 
 def test_two_kernels_are_two_processes_with_separate_state(kernelspecs, student):
     async def check():
-        first, first_client = await start(kernelspecs, student)
-        second, second_client = await start(kernelspecs, student)
-        try:
+        async with kernel(kernelspecs, student) as (first, first_client), \
+                kernel(kernelspecs, student) as (second, second_client):
             await first_client.execute_interactive("secret = 'first student'", timeout=30)
             return (first.provisioner.pid, second.provisioner.pid,
                     await evaluate(second_client, "'secret' in globals()"))
-        finally:
-            await stop(first, first_client)
-            await stop(second, second_client)
 
     first_pid, second_pid, leaked = run(check())
     assert first_pid != second_pid
@@ -114,15 +118,12 @@ def test_two_kernels_are_two_processes_with_separate_state(kernelspecs, student)
 
 def test_an_interrupt_stops_a_busy_cell_and_the_kernel_lives_on(kernelspecs, student):
     async def check():
-        km, kc = await start(kernelspecs, student)
-        try:
+        async with kernel(kernelspecs, student) as (km, kc):
             busy = asyncio.ensure_future(kc.execute_interactive("while True: pass", timeout=30))
             await asyncio.sleep(0.5)
             await km.interrupt_kernel()
             reply = await busy
             return reply["content"].get("ename"), await evaluate(kc, "1 + 1")
-        finally:
-            await stop(km, kc)
 
     assert run(check()) == ("KeyboardInterrupt", 2)
 
@@ -184,11 +185,8 @@ def test_the_kernel_starts_the_usual_way_when_the_zygote_fails(kernelspecs, stud
     monkeypatch.setattr(zygote.Zygote, "for_python", broken)
 
     async def check():
-        km, kc = await start(kernelspecs, student)
-        try:
+        async with kernel(kernelspecs, student) as (km, kc):
             return type(km.provisioner.process).__name__, await evaluate(kc, "6 * 7")
-        finally:
-            await stop(km, kc)
 
     assert run(check()) == ("Popen", 42)
 
@@ -215,10 +213,7 @@ def test_an_assignment_that_imports_torch_gets_it_preloaded(tmp_path, student):
     sandbox.write_kernelspec(tmp_path, POLICY, preload=["torch"])
 
     async def check():
-        km, kc = await start(tmp_path, student)
-        try:
+        async with kernel(tmp_path, student) as (km, kc):
             return await evaluate(kc, "'torch' in __import__('sys').modules")
-        finally:
-            await stop(km, kc)
 
     assert run(check()) is True
