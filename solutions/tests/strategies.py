@@ -50,3 +50,53 @@ def pool_cases(draw, dtype=np.float64):
 
 layer_specs = st.tuples(st.integers(1, 7), st.integers(1, 3), st.integers(0, 3), st.integers(1, 3))
 layer_stacks = st.lists(layer_specs, min_size=1, max_size=6)
+
+
+@st.composite
+def box_arrays(draw, min_size: int = 0, max_size: int = 8, dtype=np.float64):
+    """ndarray[N, 4] of valid boxes (x1, y1, x2, y2), rich in edge cases.
+
+    Half the time the corners lie on a small integer grid, which makes zero-width,
+    zero-height, point, identical, nested and touching boxes common; otherwise corners
+    are continuous, with some sides set to zero and some boxes moved to touch another.
+    """
+    n = draw(st.integers(min_size, max_size))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        xs, ys = np.sort(rng.integers(0, 6, size=(n, 2)), axis=1), np.sort(rng.integers(0, 6, size=(n, 2)), axis=1)
+        boxes = np.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], axis=1).astype(np.float64)
+    else:
+        centres = rng.uniform(-50, 50, size=(n, 2))
+        sizes = rng.exponential(30, size=(n, 2)) * (rng.random((n, 2)) > 0.1)  # about 1 side in 10 is 0
+        boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+        for i in np.flatnonzero(rng.random(n) < 0.2):  # about 1 box in 5 touches another on the right
+            j = rng.integers(n)
+            width = boxes[i, 2] - boxes[i, 0]
+            boxes[i, 0], boxes[i, 2] = boxes[j, 2], boxes[j, 2] + width
+    return boxes.astype(dtype)
+
+
+@st.composite
+def nms_cases(draw, min_size: int = 0, max_size: int = 40, dtype=np.float64, n_classes: int = 1):
+    """Keyword arguments for ``nms``: boxes in a few clusters (so NMS has work to do),
+    distinct scores (torchvision's order for ties is unspecified), an IoU threshold in
+    [0, 1], and ``idxs``, a class per box in ``range(n_classes)``."""
+    n = draw(st.integers(min_size, max_size))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):  # the grid: exact IoUs, equal boxes, degenerate boxes
+        boxes = draw(box_arrays(min_size=n, max_size=n))
+    else:  # jittered copies of a few object boxes, as a detector proposes them
+        objects = rng.uniform(0, 100, size=(draw(st.integers(1, 5)), 2))
+        sizes = rng.uniform(5, 40, size=(len(objects), 2))
+        which = rng.integers(len(objects), size=n)
+        centres = objects[which] + rng.normal(0, 0.15, size=(n, 2)) * sizes[which]
+        half = sizes[which] * np.exp(rng.normal(0, 0.2, size=(n, 2))) / 2
+        boxes = np.concatenate([centres - half, centres + half], axis=1)
+    scores = (rng.permutation(n) + rng.uniform(0.1, 0.9, size=n)) / n  # distinct, in (0, 1)
+    threshold = draw(st.one_of(st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0]), st.floats(0.0, 1.0)))
+    return {
+        "boxes": boxes.astype(dtype),
+        "scores": scores.astype(dtype),
+        "iou_threshold": threshold,
+        "idxs": rng.integers(0, n_classes, size=n),
+    }
