@@ -31,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 
 from cvprep._validation import check_boxes, check_choice, check_per_box, check_probability, check_real
-from cvprep.boxes import _centre_penalty, _inter_union, _pair_measures, _ratio
+from cvprep.boxes import _centre_penalty, _inter_union, _pair_measures, _ratio, box_iou
 
 SOFT_NMS_METHODS = ("linear", "gaussian")
 
@@ -149,7 +149,8 @@ def nms_loops(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np
     boxes, scores, iou_threshold = _nms_arguments(boxes, scores, iou_threshold)
     keep = []
     for i in _priority_order(scores):
-        if all(_pair_measures(boxes[i], boxes[k], 0.0)["iou"] <= iou_threshold for k in keep):
+        overlaps = box_iou(boxes[[i]], boxes[keep])  # [1, K]: with every box kept so far
+        if not (overlaps > iou_threshold).any():
             keep.append(int(i))
     return np.array(keep, dtype=np.int64)
 
@@ -339,7 +340,7 @@ def soft_nms_loops(
         keep.append(best)
         kept_scores.append(current[best])
         for i in remaining:
-            iou = _pair_measures(boxes[best], boxes[i], 0.0)["iou"]
+            iou = float(box_iou(boxes[[best]], boxes[[i]])[0, 0])
             current[i] *= _decay(iou, method, iou_threshold, sigma)
         remaining = [i for i in remaining if current[i] >= score_threshold]
     return np.array(keep, dtype=np.int64), np.array(kept_scores, dtype=scores.dtype)
