@@ -15,6 +15,9 @@ LIGHT = "#eeeeee"
 BLUE = "#4e79a7"
 ORANGE = "#f28e2b"
 RED = "#e15759"
+GREEN = "#59a14f"
+TEAL = "#76b7b2"
+PURPLE = "#b07aa1"
 FONT = dict(family="Helvetica, Arial, sans-serif", size=13, color="#222222")
 
 
