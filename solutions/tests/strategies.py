@@ -52,6 +52,29 @@ layer_specs = st.tuples(st.integers(1, 7), st.integers(1, 3), st.integers(0, 3),
 layer_stacks = st.lists(layer_specs, min_size=1, max_size=6)
 
 
+def _random_boxes(rng, n: int, low: float = -200.0, high: float = 800.0, max_size: float = 500.0) -> np.ndarray:
+    """``n`` boxes (x1, y1, x2, y2) with centres in [low, high) and sides from 1 to ``max_size``."""
+    centres = rng.uniform(low, high, size=(n, 2))
+    sizes = np.exp(rng.uniform(0.0, np.log(max_size), size=(n, 2)))
+    return np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+
+
+@st.composite
+def box_coding_cases(draw, dtype=np.float64):
+    """``(boxes, proposals, deltas)``, each [N, 4]: boxes within a size factor e^3 of their
+    paired proposals (so the decoding clamp at 62.5 never acts on their encodings), and
+    deltas large enough (|d| <= 40) to reach the clamp."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(0, 6))
+    proposals = _random_boxes(rng, n)
+    widths, heights = proposals[:, 2] - proposals[:, 0], proposals[:, 3] - proposals[:, 1]
+    centres = (proposals[:, :2] + proposals[:, 2:]) / 2 + rng.uniform(-2, 2, size=(n, 2)) * np.stack([widths, heights], 1)
+    sizes = np.stack([widths, heights], 1) * np.exp(rng.uniform(-3, 3, size=(n, 2)))
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+    deltas = rng.uniform(-40, 40, size=(n, 4))
+    return boxes.astype(dtype), proposals.astype(dtype), deltas.astype(dtype)
+
+
 @st.composite
 def box_arrays(draw, min_size: int = 0, max_size: int = 8, dtype=np.float64):
     """ndarray[N, 4] of valid boxes (x1, y1, x2, y2), rich in edge cases.
@@ -100,3 +123,83 @@ def nms_cases(draw, min_size: int = 0, max_size: int = 40, dtype=np.float64, n_c
         "iou_threshold": threshold,
         "idxs": rng.integers(0, n_classes, size=n),
     }
+
+
+def _detections_of(rng, objects: np.ndarray, n: int, integer: bool) -> np.ndarray:
+    """``n`` detections: shifted copies of random ``objects`` (random boxes if there are none)."""
+    if len(objects) == 0:
+        corner = rng.integers(0, 100, size=(n, 2)).astype(float)
+        return np.concatenate([corner, corner + rng.integers(1, 60, size=(n, 2))], axis=1)
+    moved = objects[rng.integers(0, len(objects), size=n)]
+    moved = moved + (rng.integers(-6, 7, size=(n, 4)) if integer else rng.normal(0, 4, size=(n, 4)))
+    return np.concatenate([np.minimum(moved[:, :2], moved[:, 2:]), np.maximum(moved[:, :2], moved[:, 2:])], axis=1)
+
+
+def _objects(rng, n: int, integer: bool) -> np.ndarray:
+    """``n`` ground-truth boxes with sides around COCO's 32 and 96 (some exactly on them),
+    and sometimes an exact duplicate, so that IoU ties and area-range edges occur."""
+    if integer:
+        sides = rng.choice([4, 16, 31, 32, 33, 64, 95, 96, 97, 130], size=(n, 2)).astype(float)
+        corner = rng.integers(0, 100, size=(n, 2)).astype(float)
+    else:
+        sides = np.exp(rng.uniform(np.log(4), np.log(200), size=(n, 2)))
+        corner = rng.uniform(0, 100, size=(n, 2))
+    boxes = np.concatenate([corner, corner + sides], axis=1)
+    if n >= 2 and rng.random() < 0.4:
+        boxes[1] = boxes[0]
+    return boxes
+
+
+def _scores(rng, n: int) -> np.ndarray:
+    """Scores, half the time from three values so that ties occur."""
+    return rng.choice([0.2, 0.5, 0.9], size=n) if rng.random() < 0.5 else rng.random(n)
+
+
+@st.composite
+def matching_cases(draw):
+    """Keyword arguments for ``assign_detections``: one image and class, with IoU ties
+    (integer boxes, duplicates), score ties, ignored ground truth and edge thresholds."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    integer = draw(st.booleans())
+    gt_boxes = _objects(rng, draw(st.integers(0, 6)), integer)
+    n = draw(st.integers(0, 10))
+    return {
+        "gt_boxes": gt_boxes,
+        "det_boxes": _detections_of(rng, gt_boxes, n, integer),
+        "det_scores": _scores(rng, n),
+        "iou_threshold": draw(st.one_of(st.sampled_from([0.0, 0.5, 0.75, 0.95, 1.0]), st.floats(0.0, 1.0))),
+        "gt_ignore": rng.random(len(gt_boxes)) < draw(st.sampled_from([0.0, 0.3, 1.0])),
+    }
+
+
+@st.composite
+def detection_sets(draw, max_images: int = 4, n_classes: int = 3):
+    """``(ground_truth, detections)`` for ``mean_average_precision``: a few images, classes
+    0..n_classes-1, detections mostly shifted copies of the objects (some with the wrong
+    class), score ties, IoU ties and boxes on COCO's area-range edges."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    integer = draw(st.booleans())
+    ground_truth, detections = [], []
+    for _ in range(draw(st.integers(1, max_images))):
+        objects = _objects(rng, int(rng.integers(0, 6)), integer)
+        labels = rng.integers(0, n_classes, size=len(objects))
+        n = int(rng.integers(0, 12))
+        boxes = _detections_of(rng, objects, n, integer)
+        det_labels = rng.integers(0, n_classes, size=n)
+        if len(objects):  # most copies keep the class of the object they copy
+            source = np.argmin(np.abs(boxes[:, None, :] - objects[None]).sum(-1), axis=1)
+            det_labels = np.where(rng.random(n) < 0.8, labels[source], det_labels)
+        ground_truth.append({"boxes": objects, "labels": labels})
+        detections.append({"boxes": boxes, "scores": _scores(rng, n), "labels": det_labels})
+    return ground_truth, detections
+
+
+@st.composite
+def detection_outcomes(draw, max_size: int = 30):
+    """``(scores, is_tp, num_gt)`` for ``precision_recall``: distinct scores in random
+    order, and ``num_gt`` at least the number of true positives (and at least 1)."""
+    is_tp = np.array(draw(st.lists(st.booleans(), max_size=max_size)), dtype=bool)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scores = rng.permutation(len(is_tp)) / max(len(is_tp), 1) + 0.01
+    num_gt = max(int(is_tp.sum()), 1) + draw(st.integers(0, 5))
+    return scores, is_tp, num_gt
