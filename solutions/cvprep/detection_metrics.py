@@ -400,6 +400,40 @@ def _sampled_envelope(recall: np.ndarray, precision: np.ndarray, points: np.ndar
     return out
 
 
+def coco_average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
+    """COCO's 101-point average precision of one precision-recall curve.
+
+    The readable single-curve version of ``average_precision(..., method="coco101")``:
+    the monotone envelope of ``precision`` read at the first detection whose recall is
+    >= each of pycocotools' 101 recall points (0 where the curve never gets there),
+    then averaged. ``mean_average_precision`` does the same for many curves at once.
+
+    Args:
+        recall (ndarray[D]): recall after each detection, sorted by score; non-decreasing.
+        precision (ndarray[D]): precision after each detection.
+
+    Returns:
+        AP in [0, 1] (a float); 0 for an empty curve.
+
+    Raises:
+        TypeError: ``recall`` or ``precision`` is not a floating-point ndarray.
+        ValueError: not 1-D, lengths differ, not finite, outside [0, 1], or recall
+            decreasing.
+
+    References:
+        Lin et al., "Microsoft COCO: Common Objects in Context", 2014, arXiv:1405.0312;
+        pycocotools ``COCOeval.accumulate``.
+    """
+    recall, precision = _check_curve(recall, precision)
+    if len(recall) == 0:
+        return 0.0
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # [D]: best precision from here on
+    first = np.searchsorted(recall, COCO_RECALL_POINTS, side="left")  # [101]: first detection reaching each point
+    reached = first < len(recall)  # [101]
+    sampled = np.where(reached, envelope[np.minimum(first, len(recall) - 1)], 0.0)  # [101]
+    return float(sampled.mean())
+
+
 def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "coco101") -> float:
     """Average precision: a summary of one class's precision-recall curve.
 
@@ -442,7 +476,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "
     check_choice(method, "method", AP_METHODS)
     recall, precision = recall.astype(np.float64), precision.astype(np.float64)
     if method == "coco101":
-        return float(_sampled_envelope(recall[None], precision[None], COCO_RECALL_POINTS).mean())
+        return coco_average_precision(recall, precision)
     if method == "voc11":
         # The definition as written: the best precision at recall >= r, for 11 values of r.
         return float(np.mean([precision[recall >= r].max(initial=0.0) for r in VOC11_RECALL_POINTS]))

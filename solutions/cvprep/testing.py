@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from cvprep import conv
+from cvprep import boxes, conv, detection_metrics, nms
 from cvprep._validation import pair
 from cvprep.receptive_field import back_projection
 
@@ -34,6 +34,14 @@ __all__ = [
     "check_conv2d",
     "check_max_pool2d",
     "check_receptive_field",
+    "random_boxes",
+    "random_detections",
+    "random_pr_curve",
+    "check_box_iou",
+    "check_generalized_box_iou",
+    "check_nms",
+    "check_soft_nms",
+    "check_average_precision",
 ]
 
 
@@ -249,3 +257,128 @@ def check_receptive_field(fn: Callable[[list], list], kind: str = "any", n_cases
                 raise AssertionError(
                     f"{call}[{index}] = ({got_size}, {got_jump}, {got_start}), expected ({size}, {jump}, {start})"
                 )
+
+
+# Detection: boxes, NMS and average precision --------------------------------------------
+# The oracles are cvprep's own functions, each tested against torchvision (boxes, NMS) or
+# pycocotools (AP, in benchmarks/bench_map.py) in solutions/tests.
+
+BOX_KINDS = ("general", "grid")
+
+
+def random_boxes(rng: np.random.Generator, n: int, kind: str = "general") -> np.ndarray:
+    """``n`` boxes ``(x1, y1, x2, y2)``, float64.
+
+    ``"general"``: real-valued corners and sizes. ``"grid"``: integer corners on a small
+    grid, so that boxes often coincide, touch along an edge or have zero width or height.
+    """
+    if kind == "grid":
+        corner = rng.integers(0, 6, size=(n, 2))
+        size = rng.integers(0, 5, size=(n, 2))
+    else:
+        corner = rng.uniform(0, 50, size=(n, 2))
+        size = rng.uniform(0.5, 30, size=(n, 2))
+    return np.concatenate([corner, corner + size], axis=1).astype(np.float64)
+
+
+def random_detections(rng: np.random.Generator, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A crowded scene for NMS: clusters of jittered boxes around a few objects, and scores.
+
+    Scores are distinct unless ``ties``, which draws them from a handful of values.
+    """
+    objects = random_boxes(rng, int(rng.integers(1, 5)))  # [K, 4]
+    per_object = rng.integers(1, 8, size=len(objects))
+    boxes = np.repeat(objects, per_object, axis=0)  # [N, 4]
+    sizes = np.tile(boxes[:, 2:] - boxes[:, :2], 2)  # [N, 4]
+    jittered = boxes + rng.normal(0, 0.15, size=boxes.shape) * sizes
+    boxes = np.concatenate([np.minimum(jittered[:, :2], jittered[:, 2:]),
+                            np.maximum(jittered[:, :2], jittered[:, 2:])], axis=1)
+    if ties:
+        scores = rng.choice([0.3, 0.5, 0.9], size=len(boxes))
+    else:
+        scores = rng.permutation(len(boxes)) / len(boxes) + 0.01
+    return boxes, scores.astype(np.float64)
+
+
+def _copies(*arrays: np.ndarray) -> list[np.ndarray]:
+    return [a.copy() for a in arrays]
+
+
+def _check_pairwise(fn: Callable, oracle: Callable, name: str, kind: str, n_cases: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        boxes1 = random_boxes(rng, int(rng.integers(0, 6)), kind)
+        boxes2 = random_boxes(rng, int(rng.integers(0, 6)), kind)
+        call = f"{name}(boxes1={boxes1.tolist()}, boxes2={boxes2.tolist()})"
+        _assert_array_matches(fn(*_copies(boxes1, boxes2)), oracle(boxes1, boxes2), call)
+
+
+def check_box_iou(fn: Callable, kind: str = "general", n_cases: int = 40, seed: int = 0) -> None:
+    """Compare ``fn`` with :func:`cvprep.boxes.box_iou` on random box sets of one ``kind``."""
+    _check_pairwise(fn, boxes.box_iou, "box_iou", kind, n_cases, seed)
+
+
+def check_generalized_box_iou(fn: Callable, kind: str = "general", n_cases: int = 40, seed: int = 0) -> None:
+    """Compare ``fn`` with :func:`cvprep.boxes.generalized_box_iou` on random box sets."""
+    _check_pairwise(fn, boxes.generalized_box_iou, "generalized_box_iou", kind, n_cases, seed)
+
+
+def _indices(got: object, call: str) -> np.ndarray:
+    if not isinstance(got, np.ndarray) or not np.issubdtype(got.dtype, np.integer) or got.ndim != 1:
+        raise AssertionError(f"{call} must return a 1-D integer ndarray of indices, got {got!r}")
+    return got
+
+
+def check_nms(fn: Callable, ties: bool = False, n_cases: int = 40, seed: int = 0) -> None:
+    """Compare ``fn`` with :func:`cvprep.nms.nms` on random crowded scenes."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        scene_boxes, scores = random_detections(rng, ties)
+        threshold = float(rng.choice([0.0, 0.3, 0.5, 0.7, 1.0]))
+        call = f"nms(boxes={scene_boxes.tolist()}, scores={scores.tolist()}, iou_threshold={threshold})"
+        got = _indices(fn(*_copies(scene_boxes, scores), threshold), call)
+        expected = nms.nms(scene_boxes, scores, threshold)
+        if not np.array_equal(got, expected):
+            raise AssertionError(f"{call} returned {got.tolist()}, expected {expected.tolist()}")
+
+
+def check_soft_nms(fn: Callable, method: str = "gaussian", n_cases: int = 30, seed: int = 0) -> None:
+    """Compare ``fn`` with :func:`cvprep.nms.soft_nms`; the inputs must come back unchanged."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        scene_boxes, scores = random_detections(rng)
+        kwargs = {"iou_threshold": float(rng.choice([0.3, 0.5])), "sigma": float(rng.choice([0.2, 0.5, 1.0])),
+                  "score_threshold": float(rng.choice([0.001, 0.1])), "method": method}
+        call = f"soft_nms(boxes={scene_boxes.tolist()}, scores={scores.tolist()}, " + \
+            ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+        given_boxes, given_scores = _copies(scene_boxes, scores)
+        got = fn(given_boxes, given_scores, **kwargs)
+        if not np.array_equal(given_boxes, scene_boxes) or not np.array_equal(given_scores, scores):
+            raise AssertionError(f"{call} modified its arguments; work on copies")
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise AssertionError(f"{call} must return a pair (keep, new_scores), got {got!r}")
+        keep, new_scores = _indices(got[0], call), got[1]
+        expected_keep, expected_scores = nms.soft_nms(scene_boxes, scores, **kwargs)
+        if not np.array_equal(keep, expected_keep):
+            raise AssertionError(f"{call} kept {keep.tolist()}, expected {expected_keep.tolist()}")
+        _assert_array_matches(new_scores, expected_scores, f"the new_scores of {call}")
+
+
+def random_pr_curve(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision after each of a random list of true and false positives."""
+    is_tp = rng.random(int(rng.integers(0, 30))) < rng.uniform(0.1, 0.9)
+    num_gt = int(is_tp.sum()) + int(rng.integers(0 if is_tp.any() else 1, 6))
+    scores = np.linspace(1.0, 0.0, len(is_tp), endpoint=False)  # already sorted
+    return detection_metrics.precision_recall(scores, is_tp, num_gt)
+
+
+def check_average_precision(fn: Callable, n_cases: int = 200, seed: int = 0) -> None:
+    """Compare ``fn(recall, precision)`` with COCO's 101-point :func:`cvprep.detection_metrics.average_precision`."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        recall, precision = random_pr_curve(rng)
+        call = f"average_precision(recall={recall.tolist()}, precision={precision.tolist()})"
+        got = fn(*_copies(recall, precision))
+        expected = detection_metrics.average_precision(recall, precision, method="coco101")
+        if not isinstance(got, (float, np.floating)) or not np.isclose(got, expected, rtol=1e-9, atol=1e-12):
+            raise AssertionError(f"{call} returned {got!r}, expected {expected!r}")

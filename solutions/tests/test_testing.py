@@ -103,3 +103,74 @@ def test_check_messages_name_the_failing_call():
         testing.check_max_pool2d(lambda x, **kw: x.tolist())
     with pytest.raises(AssertionError, match="must return one .size, jump, start. per layer"):
         testing.check_receptive_field(lambda layers: None)
+
+
+# Detection checks -------------------------------------------------------------------------
+
+def test_detection_checks_pass_on_the_loop_versions():
+    from cvprep import boxes, detection_metrics, nms
+
+    for kind in testing.BOX_KINDS:
+        testing.check_box_iou(boxes.box_iou_loops, kind)
+        testing.check_generalized_box_iou(boxes.generalized_box_iou_loops, kind)
+    testing.check_nms(nms.nms_loops)
+    testing.check_nms(nms.nms_loops, ties=True)
+    for method in ("linear", "gaussian"):
+        testing.check_soft_nms(nms.soft_nms_loops, method)
+    testing.check_average_precision(detection_metrics.coco_average_precision)
+
+
+def test_random_scenes_have_overlaps_and_grid_boxes_touch_and_vanish():
+    from cvprep.boxes import box_area, box_iou
+
+    rng = np.random.default_rng(0)
+    grid = np.concatenate([testing.random_boxes(rng, 6, "grid") for _ in range(20)])
+    assert (box_area(grid) == 0).any()  # zero-area boxes occur
+    scene_boxes, _ = testing.random_detections(rng)
+    overlap = box_iou(scene_boxes, scene_boxes)[~np.eye(len(scene_boxes), dtype=bool)]
+    assert (overlap > 0.5).any()  # NMS has something to suppress
+    recall, precision = testing.random_pr_curve(rng)
+    assert np.all(np.diff(recall) >= 0) and len(recall) == len(precision)
+
+
+def test_detection_checks_catch_plausible_mistakes():
+    from cvprep import boxes, detection_metrics, nms
+
+    def iou_without_clamp(boxes1, boxes2):  # negative overlaps for disjoint boxes
+        b1, b2 = boxes1[:, None], boxes2[None]
+        w = np.minimum(b1[..., 2], b2[..., 2]) - np.maximum(b1[..., 0], b2[..., 0])
+        h = np.minimum(b1[..., 3], b2[..., 3]) - np.maximum(b1[..., 1], b2[..., 1])
+        inter = w * h
+        return inter / (boxes.box_area(boxes1)[:, None] + boxes.box_area(boxes2)[None] - inter)
+
+    def giou_is_iou(boxes1, boxes2):
+        return boxes.box_iou(boxes1, boxes2)
+
+    def nms_unsorted(boxes_, scores, iou_threshold):
+        keep = []
+        for i in range(len(scores)):
+            if not (boxes.box_iou(boxes_[[i]], boxes_[keep]) > iou_threshold).any():
+                keep.append(i)
+        return np.array(keep, dtype=np.int64)
+
+    def soft_nms_in_place(boxes_, scores, **kwargs):
+        keep, new_scores = nms.soft_nms(boxes_, scores, **kwargs)
+        scores[keep] = new_scores  # the bug the seeds' version has
+        return keep, new_scores
+
+    def ap_without_envelope(recall, precision):
+        if len(recall) == 0:
+            return 0.0
+        first = np.searchsorted(recall, detection_metrics.COCO_RECALL_POINTS, side="left")
+        return float(np.where(first < len(recall), precision[np.minimum(first, len(recall) - 1)], 0).mean())
+
+    cases = [
+        (testing.check_box_iou, iou_without_clamp, "box_iou"),
+        (testing.check_generalized_box_iou, giou_is_iou, "generalized_box_iou"),
+        (testing.check_nms, nms_unsorted, "returned"),
+        (testing.check_soft_nms, soft_nms_in_place, "modified its arguments"),
+        (testing.check_average_precision, ap_without_envelope, "expected"),
+    ]
+    for check, wrong, message in cases:
+        with pytest.raises(AssertionError, match=message):
+            check(wrong)
