@@ -46,6 +46,16 @@ MISTAKES = {
         # no sigmoid: the gate is not in (0, 1)
         "SqueezeExcitation": ("return self.scale_activation(self.expand(hidden))", "return self.expand(hidden)"),
     },
+    "06-detection": {
+        "box_iou": ("return _ratio(inter, union)", "return _ratio(inter, union).T"),  # returns [M, N]
+        # penalises the enclosing box's area outside the intersection instead of the union
+        "generalized_box_iou": ("_ratio(enclosing - union, enclosing)", "_ratio(enclosing - inter, enclosing)"),
+        "nms": ("for i in _priority_order(scores):", "for i in range(len(scores)):"),  # never sorts by score
+        # picks the next box by its original score instead of its decayed one
+        "soft_nms": ("best = max(remaining, key=lambda i: current[i])", "best = max(remaining, key=lambda i: scores[i])"),
+        "average_precision": (  # reads the raw zigzag instead of the monotone envelope
+            "envelope = np.maximum.accumulate(precision[::-1])[::-1]", "envelope = precision"),
+    },
 }
 
 # Tests of other parts that a mistake in a part also fails, because they call its code:
@@ -55,4 +65,4 @@ ALSO_FAILS = {
 }
 
 # Points of each assignment, from the table at the top of its notebook.
-MAX_SCORE = {"01-convolution": 10, "04-architectures": 10}
+MAX_SCORE = {"01-convolution": 10, "04-architectures": 10, "06-detection": 10}
