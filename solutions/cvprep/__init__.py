@@ -1,5 +1,10 @@
 """cvprep: the reference solutions of the cvprep book, one concept per module.
 
+* ``cvprep.box_coding``: Faster R-CNN's box encoding and decoding (``encode_boxes``,
+  ``decode_boxes``, torchvision's ``BoxCoder`` semantics) and the anchors of one
+  feature map (``make_anchors``).
+* ``cvprep.boxes``: box area, IoU, GIoU, DIoU and CIoU, and the losses built on them,
+  with ``torchvision.ops``' names and semantics.
 * ``cvprep.blocks``: torch modules of the architectures' building blocks (residual,
   bottleneck, depthwise-separable, inverted residual, squeeze-and-excitation).
 * ``cvprep.conv``: ``conv2d`` (and its loop version), ``conv_output_size``,
@@ -7,6 +12,11 @@
 * ``cvprep.cost``: parameters, multiply-accumulates (MACs), FLOPs and activation
   memory of a layer (``conv2d_params``, ``conv2d_macs``, ``linear_params``,
   ``linear_macs``) or of a whole torch model (``profile``).
+* ``cvprep.detection_metrics``: matching detections to ground truth, precision and
+  recall, average precision (VOC 11-point, VOC all-point, COCO 101-point) and COCO's
+  mAP (``mean_average_precision``).
+* ``cvprep.nms``: non-maximum suppression (``nms``, ``batched_nms``), Soft-NMS and
+  DIoU-NMS.
 * ``cvprep.receptive_field``: receptive field size, jump and start of a layer stack
   or a torch module.
 * ``cvprep.scaling``: EfficientNet's compound scaling (``compound_scale``) and the

@@ -98,7 +98,9 @@ def overlap(box_a: Sequence[float], box_b: Sequence[float]) -> Overlap:
 
 
 def _centred(cx: np.ndarray, cy: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)  # [K, 4]
+    centre = np.stack([cx, cy], axis=-1)  # [K, 2]
+    half = np.stack([w, h], axis=-1) / 2  # [K, 2]
+    return np.concatenate([centre - half, centre + half], axis=-1)  # [K, 4]
 
 
 def _with(grid: np.ndarray, value: float) -> tuple[np.ndarray, int]:
