@@ -69,6 +69,11 @@ def test_every_toc_page_is_built(build_log):
     ("01-convolution/forward-pass", 1, None),
     ("04-architectures/cost", 2, "sliders"),  # FLOP calculator, per-layer breakdown (menu)
     ("04-architectures/choosing", 2, "sliders"),  # accuracy against cost (buttons), compound scaling
+    ("06-detection/boxes", 1, "sliders"),  # IoU playground
+    ("06-detection/anchors", 1, None),
+    ("06-detection/nms", 2, "sliders"),  # NMS step by step, NMS against Soft-NMS over the threshold
+    ("06-detection/metrics", 1, "sliders"),  # PR curve and the AP definitions
+    ("06-detection/practice", 3, None),  # augmentation, tracking, weather
 ])
 def test_chapter_figures_render_and_stay_interactive(build_log, name, minimum, interactive):
     text = page(f"book/{name}")
@@ -103,7 +108,8 @@ def test_glued_numbers_match_cvprep(build_log):
     assert f'VGG-16’s <span class="pasted-text">{vgg}</span>' in text or f"VGG-16's <span class=\"pasted-text\">{vgg}</span>" in text
 
 
-@pytest.mark.parametrize("exercise", ["01-convolution/convolution", "04-architectures/architectures"])
+@pytest.mark.parametrize("exercise", ["01-convolution/convolution", "04-architectures/architectures",
+                                      "06-detection/detection"])
 def test_exercise_page_is_the_student_version(build_log, exercise):
     text = html.unescape(page(f"book/_exercises/{exercise}"))
     assert "YOUR CODE HERE" in text and "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
@@ -126,3 +132,18 @@ def test_chapter_04_quotes_profile(build_log):
     text = page("book/04-architectures/cost")
     assert f'<span class="pasted-text">{report.params / 1e6:.1f}</span> million parameters' in text
     assert f'<span class="pasted-text">{report.macs / 1e9:.2f}</span> G MACs' in text
+
+
+def test_chapter_06_quotes_the_reference_functions(build_log):
+    import numpy as np
+
+    from cvprep.boxes import box_iou
+    from cvprep.nms import nms
+    from cvprep.widgets import nms_steps
+
+    inside = box_iou(np.array([[0.0, 0.0, 10.0, 10.0]]), np.array([[4.0, 4.0, 6.0, 6.0]]))[0, 0]  # 4 / 100
+    text = page("book/06-detection/boxes")
+    assert f'one has IoU <span class="pasted-text">{inside:.2f}</span>' in text
+    scene = nms_steps.crowd_scene(seed=0)
+    kept = len(nms(scene.boxes, scene.scores, 0.5))
+    assert re.search(rf'It ends with\s*<span class="pasted-text">{kept}</span>', page("book/06-detection/nms"))
