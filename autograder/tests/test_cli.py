@@ -41,4 +41,5 @@ def test_release_refuses_an_unknown_assignment(tmp_path):
     result = run("release", "99-nothing", "--out", str(tmp_path))
     assert result.returncode != 0
     assert "unknown assignment '99-nothing'" in result.stderr
-    assert course.assignments() == ["01-convolution", "04-architectures"]
+    assert "99-nothing" not in course.assignments()
+    assert not (course.EXERCISES / "99-nothing").exists() and not (tmp_path / "99-nothing").exists()
