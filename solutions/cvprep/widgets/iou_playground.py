@@ -221,7 +221,7 @@ def figure(box_a: Sequence[float] = BOX_A, box_b: Sequence[float] = BOX_B, path:
     ax, ay = _rect(a)
     fig.add_trace(go.Scatter(x=ax, y=ay, mode="lines+text", fill="toself", fillcolor="rgba(78,121,167,0.15)",
                              line=dict(color=_style.BLUE, width=2), text=["A", "", "", "", ""],
-                             textposition="top right", hoverinfo="skip"), 1, 1)
+                             textposition="top right", hoverinfo="skip", showlegend=False), 1, 1)
     left_styles = [
         dict(mode="lines+text", fill="toself", fillcolor="rgba(242,142,43,0.15)",
              line=dict(color=_style.ORANGE, width=2),
@@ -235,7 +235,7 @@ def figure(box_a: Sequence[float] = BOX_A, box_b: Sequence[float] = BOX_B, path:
              textposition="top center"),
     ]
     for style in left_styles:
-        fig.add_trace(go.Scatter(x=[], y=[], hoverinfo="skip", **style), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], hoverinfo="skip", showlegend=False, **style), 1, 1)
     for name, color in zip(MEASURES, COLORS):
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=name, line=dict(color=color, width=2),
                                  hovertemplate=f"{name} %{{y:.3f}} at %{{x:.2f}}<extra></extra>"), 1, 2)
