@@ -1,5 +1,7 @@
-"""Shared pytest set-up: a deterministic Hypothesis profile (same examples on every run)."""
+"""Shared pytest set-up: a deterministic Hypothesis profile (same examples on every run),
+and a spy on the widgets' figure builders."""
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -10,3 +12,18 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("cvprep")
+
+
+@pytest.fixture
+def figure_calls(monkeypatch):
+    """``figure_calls(module)`` records the positional arguments of every call to
+    ``module.figure`` (which still draws). Outside a kernel an explorer's Output widget
+    captures nothing, so the explorer tests watch what it asks the builder to draw."""
+
+    def spy(module) -> list[tuple]:
+        calls = []
+        real = module.figure
+        monkeypatch.setattr(module, "figure", lambda *args: calls.append(args) or real(*args))
+        return calls
+
+    return spy

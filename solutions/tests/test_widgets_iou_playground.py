@@ -141,10 +141,8 @@ def test_bad_arguments_are_clear_errors(kwargs, pattern):
         widget.figure(**kwargs)
 
 
-def test_explorer_redraws_when_a_control_changes(monkeypatch):
-    drawn = []
-    real = widget.figure
-    monkeypatch.setattr(widget, "figure", lambda *args: drawn.append(args) or real(*args))
+def test_explorer_redraws_when_a_control_changes(figure_calls):
+    drawn = figure_calls(widget)
     box = widget.explorer()
     assert isinstance(box, ipywidgets.VBox)
     cx, cy = box.children[0].children

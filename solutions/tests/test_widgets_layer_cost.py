@@ -73,11 +73,8 @@ def test_bad_arguments_are_clear_errors(call, error, message):
         call()
 
 
-def test_explorer_redraws_when_a_control_changes(monkeypatch):
-    # outside a kernel an Output widget captures nothing, so watch the figure builder instead
-    drawn = []
-    real = widget.figure
-    monkeypatch.setattr(widget, "figure", lambda *args: drawn.append(args) or real(*args))
+def test_explorer_redraws_when_a_control_changes(figure_calls):
+    drawn = figure_calls(widget)
     box = widget.explorer()
     assert isinstance(box, ipywidgets.VBox)
     channels, kernel = box.children[0].children

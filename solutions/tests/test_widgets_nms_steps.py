@@ -165,10 +165,8 @@ def test_bad_arguments_are_clear_errors(scene, call, pattern):
         call(scene)
 
 
-def test_explorer_redraws_and_fits_the_step_slider_to_the_threshold(monkeypatch, scene):
-    drawn = []
-    real = widget.figure
-    monkeypatch.setattr(widget, "figure", lambda *args: drawn.append(args[1:]) or real(*args))
+def test_explorer_redraws_and_fits_the_step_slider_to_the_threshold(figure_calls, scene):
+    calls = figure_calls(widget)
     box = widget.explorer(scene)
     assert isinstance(box, ipywidgets.VBox)
     threshold, step = box.children[0].children
@@ -178,4 +176,5 @@ def test_explorer_redraws_and_fits_the_step_slider_to_the_threshold(monkeypatch,
     threshold.value = 0.3  # fewer boxes kept: the step slider shrinks and the end step is clamped
     assert step.max == len(ref.nms(scene.boxes, scene.scores, 0.3)) + 1 == step.value
     method.value = "diou_nms"
+    drawn = [args[1:] for args in calls]  # after the scene: threshold, step, method
     assert drawn == [(0.5, 1, "nms"), (0.5, 5, "nms"), (0.3, 4, "nms"), (0.3, 4, "diou_nms")]

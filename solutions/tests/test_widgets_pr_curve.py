@@ -150,13 +150,12 @@ def test_bad_arguments_are_clear_errors(detections, kwargs, pattern):
         widget.figure(detections, **kwargs)
 
 
-def test_explorer_redraws_when_a_control_changes(monkeypatch, detections):
-    drawn = []
-    real = widget.figure
-    monkeypatch.setattr(widget, "figure", lambda *args: drawn.append(args[1:]) or real(*args))
+def test_explorer_redraws_when_a_control_changes(figure_calls, detections):
+    calls = figure_calls(widget)
     box = widget.explorer(detections)
     assert isinstance(box, ipywidgets.VBox)
     threshold, method = box.children[0].children
     threshold.value = 0.75
     method.value = "voc_all"
+    drawn = [args[1:] for args in calls]  # after the detections: IoU threshold, method
     assert drawn == [(0.5, "coco101"), (0.75, "coco101"), (0.75, "voc_all")]
