@@ -9,24 +9,13 @@ float32, on the CPU. Prints the median of several runs for each implementation.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from cvprep.conv import conv2d
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm up: first-call allocation and dispatch costs
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds
 
 
 def main() -> None:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import statistics
 import sys
-import time
 
 import numpy as np
 
 from cvprep.detection_metrics import mean_average_precision
+from timing import median_seconds
 
 try:
     from pycocotools.coco import COCO
@@ -103,15 +102,6 @@ def run_cocoeval(coco_gt, coco_dt) -> dict[str, float]:
     return dict(zip(STATS_KEYS, evaluator.stats.tolist()))
 
 
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=500)
@@ -127,8 +117,8 @@ def main() -> int:
     coco_gt, coco_dt = coco_objects(ground_truth, detections)
     ours = mean_average_precision(ground_truth, detections)
     theirs = run_cocoeval(coco_gt, coco_dt)
-    t_ours = median_seconds(lambda: mean_average_precision(ground_truth, detections), args.repeats)
-    t_theirs = median_seconds(lambda: run_cocoeval(coco_gt, coco_dt), args.repeats)
+    t_ours = median_seconds(lambda: mean_average_precision(ground_truth, detections), args.repeats, warm_up=False)
+    t_theirs = median_seconds(lambda: run_cocoeval(coco_gt, coco_dt), args.repeats, warm_up=False)
 
     n_gt = sum(len(g["boxes"]) for g in ground_truth)
     n_det = sum(len(d["boxes"]) for d in detections)

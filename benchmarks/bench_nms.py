@@ -11,24 +11,13 @@ several runs for 1,000 and 10,000 boxes, float32 and float64, on the CPU.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 import torchvision
 
 from cvprep.nms import nms
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm up: first-call allocation and dispatch costs
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds
 
 
 def clustered_boxes(n: int, seed: int = 0, image: float = 1000.0, per_object: int = 20):
