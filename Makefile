@@ -1,5 +1,7 @@
 # cvprep. Every target creates .venv on first use and is safe to run again.
-#   make book   build the static site into _build/html
+#   make book   build the static site into _build/html (SOLUTIONS=0: without the
+#               reference solutions on the exercise pages)
+#   make serve  serve the built site on http://127.0.0.1:8000 (PORT=...)
 #   make test   run the whole test suite
 #   make lab    JupyterLab on your own copies of the exercises (workspace/)
 #   make clean  remove generated files (never touches workspace/ or .venv/)
@@ -9,11 +11,13 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
+PORT   ?= 8000
+SOLUTIONS ?= 1
 
 # Tools started by jupyter-book and nbgrader (kernels, alembic) come from the venv too.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: book test lab lock clean
+.PHONY: book serve test lab lock clean
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; v = sys.version_info[:2]; assert v == (3, 11), f"cvprep needs Python 3.11, {sys.executable} is {v[0]}.{v[1]}: run make PYTHON=python3.11"'
@@ -22,24 +26,37 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e ".[test]"
 	@touch $@
 
+# The site's JavaScript (MathJax, require.js, the widget manager), from the npm registry
+# at the versions package-lock.json pins; book/_ext/offline_assets.py copies it into the site.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make book needs npm (Node.js), e.g. apt-get install npm"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # The student notebooks shown in the book, regenerated only when an exercise changes.
 RELEASED := book/_exercises/.released
 $(RELEASED): $(STAMP) $(wildcard exercises/*/*.ipynb)
 	$(BIN)/python -m autograder release --all --out book/_exercises
 	@touch $@
 
-# JupyterLab opens the chapters' MyST pages (.md) as notebooks, through jupytext.
+# JupyterLab opens the chapters' MyST pages (.md) as notebooks, through jupytext (postBuild copies the same file).
+LAB_OVERRIDES := requirements/jupyterlab-overrides.json
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
-$(LAB_SETTINGS): $(STAMP)
+$(LAB_SETTINGS): $(STAMP) $(LAB_OVERRIDES)
 	@mkdir -p $(dir $@)
-	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook"}}}' > $@
+	cp $(LAB_OVERRIDES) $@
 
-book: $(RELEASED)
-	$(BIN)/jupyter-book build . --builder html
+book: $(RELEASED) $(NODE_STAMP)
+	CVPREP_SOLUTIONS=$(SOLUTIONS) $(BIN)/jupyter-book build . --builder html
 	@echo
 	@echo "The book is in _build/html. Open file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
+serve:
+	@test -f _build/html/index.html || { echo "no site yet: run make book first"; exit 1; }
+	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
+
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 lab: $(STAMP) $(LAB_SETTINGS)

@@ -4,25 +4,30 @@
    ``application/vnd.plotly.v1+json``, which myst-nb does not render (figures would be
    silently empty). A myst-nb mime renderer turns that JSON into a ``<div>`` plus a
    ``Plotly.newPlot`` call; slider steps and animation frames are part of the JSON, so
-   the figure stays interactive without a kernel. ``plotly.min.js`` is copied from the
-   installed plotly package (no CDN) and loaded only on pages that have a figure.
+   the figure stays interactive without a kernel. ``offline_assets`` serves plotly.js
+   and every other script from the site itself.
 2. The interview-question page. ``book/questions.yml`` is the single list of questions;
    the page ``questions.md`` gets one entry per question appended at read time, each
    linking to the section that teaches it.
+3. The rest, one module each beside this one: ``offline_assets`` (no CDN),
+   ``execution_cache`` (re-run pages when cvprep changes), ``page_additions`` (how to
+   run each page; the exercise pages' download link and reference solutions).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import yaml
 from docutils import nodes
 from myst_nb.core import render
 
+import execution_cache
+import offline_assets
+import page_additions
+
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-PLOTLY_JS = "vendor/plotly.min.js"  # relative to _static/
 HTML_BUILDERS = ("html", "dirhtml", "singlehtml")
 QUESTIONS_PAGE = "book/questions"
 
@@ -58,20 +63,6 @@ def _register_plotly_renderer() -> None:
     plugins = render.load_mime_renders()
     if not any(plugin is PlotlyMimeRenderer for plugin in plugins):
         plugins.append(PlotlyMimeRenderer)
-
-
-def _add_plotly_js(app, pagename, templatename, context, doctree):
-    if "plotly-graph-div" in context.get("body", ""):
-        app.add_js_file(PLOTLY_JS)
-
-
-def _copy_plotly_js(app, exception):
-    if exception is None and app.builder.format == "html":
-        import plotly
-
-        target = Path(app.outdir) / "_static" / PLOTLY_JS
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", target)
 
 
 def chapter_title(book: Path, chapter: str) -> str:
@@ -112,9 +103,22 @@ def _append_questions(app, docname, source):
     source[0] += "\n" + question_entries(questions, path.parent)
 
 
+def _extension_hash() -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def setup(app):
+    # A config value that changes with this extension's code: Sphinx then re-reads every
+    # page after an edit here (notebook execution stays cached), as it would for a conf.py edit.
+    app.add_config_value("cvprep_extension_hash", _extension_hash(), "env")
     _register_plotly_renderer()
-    app.connect("html-page-context", _add_plotly_js)
-    app.connect("build-finished", _copy_plotly_js)
+    offline_assets.setup(app)
+    execution_cache.setup(app)
+    page_additions.setup(app)
     app.connect("source-read", _append_questions)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
