@@ -1,36 +1,17 @@
-"""Build the site exactly as `make book` does and check what a reader gets.
-
-The build reuses jupyter-book's execution cache in _build/, so after the first build
-only edited pages run again.
-"""
+"""Build the site exactly as `make book` does and check what a reader gets (in its HTML;
+test_site_browser.py looks at it in a browser)."""
 
 import html
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from repo_paths import BOOK, REPO
+from repo_paths import BOOK
+from site_build import SITE, toc_pages
 
-SITE = REPO / "_build" / "html"
 KERNEL_NOISE = ("Kernel is running over TCP without encryption",)
-
-
-@pytest.fixture(scope="module")
-def build_log():
-    bin_dir = Path(sys.executable).parent
-    release = subprocess.run([sys.executable, "-m", "autograder", "release", "--all", "--out", str(BOOK / "_exercises")],
-                             cwd=REPO, capture_output=True, text=True)
-    assert release.returncode == 0, release.stderr
-    build = subprocess.run([str(bin_dir / "jupyter-book"), "build", ".", "--builder", "html"],
-                           cwd=REPO, capture_output=True, text=True)
-    log = build.stdout + build.stderr
-    assert build.returncode == 0, log[-3000:]
-    return log
 
 
 def page(path: str) -> str:
@@ -55,10 +36,7 @@ def test_build_has_no_warnings(build_log):
 
 
 def test_every_toc_page_is_built(build_log):
-    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    files = [toc["root"]] + [entry["file"] for part in toc["parts"] for chapter in part["chapters"]
-                             for entry in [chapter, *chapter.get("sections", [])]]
-    missing = [f for f in files if not (SITE / f).with_suffix(".html").exists()]
+    missing = [f for f in toc_pages() if not (SITE / f).with_suffix(".html").exists()]
     assert not missing
 
 
@@ -90,6 +68,62 @@ def test_chapter_figures_render_and_stay_interactive(build_log, name, minimum, i
 def test_plotly_is_vendored(build_log):
     js = SITE / "_static" / "vendor" / "plotly.min.js"
     assert js.stat().st_size > 1_000_000
+
+
+# a script, style sheet, font or image the browser fetches by itself (links <a href> are the reader's choice)
+FETCHED = re.compile(r'<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)="(https?:)?//[^"]*"', re.IGNORECASE)
+
+
+def test_no_page_fetches_anything_from_another_host(build_log):
+    offending = {}
+    for path in SITE.rglob("*.html"):
+        found = FETCHED.findall(path.read_text(encoding="utf-8"))
+        if found:
+            offending[str(path.relative_to(SITE))] = FETCHED.search(path.read_text(encoding="utf-8")).group(0)
+    assert not offending
+
+
+def test_mathjax_and_widget_scripts_are_served_by_the_site(build_log):
+    text = page("book/06-detection/boxes")
+    assert 'src="../../_static/vendor/mathjax/tex-chtml.js' in text
+    for script in ["vendor/mathjax/tex-chtml.js", "vendor/mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff",
+                   "vendor/require.js", "vendor/html-manager/embed-amd.js"]:
+        assert (SITE / "_static" / script).is_file(), script
+
+
+def test_pages_without_widgets_load_no_widget_scripts(build_log):
+    # cost.md's explorer has its output removed; its widget state must not ride along
+    text = page("book/04-architectures/cost")
+    assert "widget-state+json" not in text and "embed-amd.js" not in text
+
+
+def binder_links(text: str) -> list[str]:
+    return re.findall(r'href="(https://mybinder\.org/v2/gh/[^"]+)"', text)
+
+
+@pytest.mark.parametrize("name", [p for p in toc_pages() if re.match(r"book/(\d\d-|_exercises/)", p)])
+def test_every_chapter_page_can_be_launched_and_run_locally(build_log, name):
+    import yaml
+
+    from repo_paths import REPO
+
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    text = html.unescape(page(name))
+    [link] = set(binder_links(text))
+    suffix = ".ipynb" if name.startswith("book/_exercises/") else ".md"
+    org_repo = config["repository"]["url"].removeprefix("https://github.com/")
+    assert link == f"https://mybinder.org/v2/gh/{org_repo}/{config['repository']['branch']}?urlpath=lab/tree/{name}{suffix}"
+    assert 'class="btn btn-sm btn-download-notebook-button' in text or "download-notebook-button" in text \
+        or name.startswith("book/_exercises/")  # an exercise page's source is its notebook
+    words = visible_text(text)
+    assert "make lab" in words and f"git clone {config['repository']['url']}" in words
+    if not name.startswith("book/_exercises/"):
+        assert f"and open {name}.md" in words
+
+
+def visible_text(text: str) -> str:
+    """A page's text without tags, entities or line breaks (code spans split words into spans)."""
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", text)))
 
 
 def test_no_errors_or_stderr_on_pages(build_log):
