@@ -87,7 +87,7 @@ class PageWatch:
         page.on("requestfailed", lambda r: self.failed.append(f"{r.url} ({r.failure})"))
         page.on("response", self._response)
         page.on("console", self._console)
-        page.on("pageerror", lambda error: self.console_errors.append(f"uncaught: {error}"))
+        page.on("pageerror", lambda error: self._error(f"uncaught: {error}"))
 
     def _route(self, route) -> None:
         url = route.request.url
@@ -103,8 +103,12 @@ class PageWatch:
             self.failed.append(f"{response.url} (HTTP {response.status})")
 
     def _console(self, message) -> None:
-        if message.type == "error" and not any(known in message.text for known in KNOWN_CONSOLE_ERRORS):
-            self.console_errors.append(message.text)
+        if message.type == "error":
+            self._error(message.text)
+
+    def _error(self, text: str) -> None:
+        if not any(known in text for known in KNOWN_CONSOLE_ERRORS):
+            self.console_errors.append(text)
 
     def problems(self) -> dict[str, list[str]]:
         """Everything that went wrong, by kind (empty lists when the page is clean)."""
