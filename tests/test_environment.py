@@ -247,6 +247,9 @@ def test_ci_runs_make_test():
     script = REPO / ".ci" / "run"
     assert script.stat().st_mode & 0o111, ".ci/run must be executable"
     assert "set -euo pipefail" in script.read_text() and "make test" in script.read_text()
+    # the browser tests must run in CI, not skip: it installs Debian's Chromium first
+    assert "apt-get install" in script.read_text() and "chromium" in script.read_text()
+    assert "playwright install" not in script.read_text()
 
 
 def test_readme_gives_exactly_two_setup_commands():
