@@ -56,7 +56,7 @@ serve:
 	@test -f _build/html/index.html || { echo "no site yet: run make book first"; exit 1; }
 	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(LAB_SETTINGS)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 lab: $(STAMP) $(LAB_SETTINGS)
