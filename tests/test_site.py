@@ -181,3 +181,33 @@ def test_chapter_06_quotes_the_reference_functions(build_log):
     scene = nms_steps.crowd_scene(seed=0)
     kept = len(nms(scene.boxes, scene.scores, 0.5))
     assert re.search(rf'It ends with\s*<span class="pasted-text">{kept}</span>', page("book/06-detection/nms"))
+
+
+def test_make_serve_serves_the_site_on_localhost(build_log):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from repo_paths import REPO
+
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(["make", "--no-print-directory", "serve", f"PORT={port}"], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/book/intro.html", timeout=2) as response:
+                    assert response.status == 200 and b"cvprep" in response.read()
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "make serve did not answer"
+                time.sleep(0.3)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
