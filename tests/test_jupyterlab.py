@@ -55,8 +55,8 @@ SLIDERS = ["size", "kernel_size", "stride", "padding", "dilation"]
 KERNEL_IDLE = re.compile(r"^Python 3 \(ipykernel\) \| Idle$")
 
 SERVER_START_SECONDS = 60
-KERNEL_SECONDS = 30_000  # Playwright timeouts are in milliseconds
-VALIDATE_SECONDS = 60_000  # nbgrader runs the whole notebook in a fresh kernel
+KERNEL_TIMEOUT_MS = 30_000  # Playwright counts in milliseconds
+VALIDATE_TIMEOUT_MS = 60_000  # nbgrader runs the whole notebook in a fresh kernel
 
 
 @dataclass(frozen=True)
@@ -188,10 +188,10 @@ def open_notebook(page, lab: Lab, notebook: str, workspace: str) -> PageWatch:
     """Open ``notebook`` in JupyterLab and wait for its kernel; the watch records every request."""
     watch = PageWatch(page)
     page.goto(lab.tree_url(notebook, workspace))
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=KERNEL_SECONDS)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=KERNEL_TIMEOUT_MS)
     # The status bar names the kernel once it is connected; the toolbar's indicator already says
     # "idle" before the kernel starts, and cells run then are silently not run.
-    page.locator(".jp-StatusBar-Widget").get_by_text(KERNEL_IDLE).wait_for(timeout=KERNEL_SECONDS)
+    page.locator(".jp-StatusBar-Widget").get_by_text(KERNEL_IDLE).wait_for(timeout=KERNEL_TIMEOUT_MS)
     return watch
 
 
@@ -203,7 +203,7 @@ def run_all_cells(page) -> None:
 def validation_message(page) -> tuple[str, str]:
     """Press nbgrader's Validate; return the dialog's verdict (its CSS class) and its text."""
     page.locator(".jp-NotebookPanel-toolbar .validate-button").click()
-    message = page.wait_for_selector("#validation-message", timeout=VALIDATE_SECONDS)
+    message = page.wait_for_selector("#validation-message", timeout=VALIDATE_TIMEOUT_MS)
     verdict = next(c for c in message.get_attribute("class").split() if c.startswith("validation-"))
     return verdict, message.inner_text()
 
@@ -221,14 +221,14 @@ def test_run_all_draws_the_try_it_widget_and_stays_local(lab, page):
     watch = open_notebook(page, lab, UNTOUCHED, "run-all")
     run_all_cells(page)
     widget = page.wait_for_selector(".jp-OutputArea-output .widget-interact", state="attached",
-                                    timeout=KERNEL_SECONDS)
+                                    timeout=KERNEL_TIMEOUT_MS)
     widget.scroll_into_view_if_needed()  # Run All leaves the notebook scrolled to its last cell
     # the box is attached before its sliders are drawn: wait for their labels
     labels = page.locator(".widget-interact .widget-slider .widget-label")
-    expect(labels).to_have_text(SLIDERS, timeout=KERNEL_SECONDS)
+    expect(labels).to_have_text(SLIDERS, timeout=KERNEL_TIMEOUT_MS)
     # interact catches the stub's exception and shows it under the sliders: the cell itself passes
     page.wait_for_selector(".widget-interact .jp-OutputArea-output:has-text('NotImplementedError')",
-                           timeout=KERNEL_SECONDS)
+                           timeout=KERNEL_TIMEOUT_MS)
     widget.scroll_into_view_if_needed()  # again: drawing the sliders moved it
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
