@@ -54,6 +54,15 @@ def code_cells(text):
     return re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```$", text, flags=re.S | re.M)
 
 
+def test_live_explorers_are_not_executed_at_build_time():
+    # A widget's Python callbacks cannot run on the static site, and nbclient waits out its
+    # whole timeout after a plotly figure is shown inside an Output widget: the build skips
+    # them (the builders they call run in the figure cells and in solutions/tests).
+    executed = [f"{p.name}: {cell.splitlines()[-1]}" for p in NOTEBOOK_PAGES for cell in code_cells(p.read_text())
+                if ".explorer(" in cell and not cell.startswith(":tags: [skip-execution]")]
+    assert not executed, "tag these cells `:tags: [skip-execution]`:\n" + "\n".join(executed)
+
+
 def test_code_fits_the_page():
     too_long = [f"{p.name}: {line}" for p in NOTEBOOK_PAGES for cell in code_cells(p.read_text())
                 for line in cell.splitlines() if len(line) > 79]
