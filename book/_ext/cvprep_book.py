@@ -10,7 +10,8 @@
    the page ``questions.md`` gets one entry per question appended at read time, each
    linking to the section that teaches it.
 3. The rest, one module each beside this one: ``offline_assets`` (no CDN),
-   ``execution_cache`` (re-run pages when cvprep changes), ``page_additions`` (how to
+   ``execution_cache`` (re-run pages when cvprep changes), ``parallel_execution`` (a
+   clean build executes pages on every core), ``page_additions`` (how to
    run each page; the exercise pages' download link and reference solutions).
 """
 
@@ -26,6 +27,7 @@ from myst_nb.core import render
 import execution_cache
 import offline_assets
 import page_additions
+import parallel_execution
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 HTML_BUILDERS = ("html", "dirhtml", "singlehtml")
@@ -120,5 +122,6 @@ def setup(app):
     offline_assets.setup(app)
     execution_cache.setup(app)
     page_additions.setup(app)
+    parallel_execution.setup(app)
     app.connect("source-read", _append_questions)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
