@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from sphinx.util import logging
@@ -54,6 +55,28 @@ def _execute(path: Path, notebook, config):
                                allow_errors=config.execution_allow_errors, meta_override=True)
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextmanager
+def _threads_per_kernel(threads: int):
+    """Kernels started inside share the cores instead of each taking all of them.
+
+    Two kernels running torch with two threads each on two cores spend most of their
+    time waiting for one another (a page took five times as long as alone).
+    """
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: str(max(1, threads)) for name in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def execute_in_parallel(app, env, docnames) -> None:
     config = env.mystnb_config
     if config.execution_mode != "cache" or app.config.cvprep_execution_jobs < 2:
@@ -68,7 +91,7 @@ def execute_in_parallel(app, env, docnames) -> None:
     jobs = min(app.config.cvprep_execution_jobs, len(pending))
     logger.info(f"executing {len(pending)} pages, {jobs} at a time")
     # threads suffice: each page runs in its own kernel process, the thread only waits on it
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool, _threads_per_kernel((os.cpu_count() or 1) // jobs):
         futures = {pool.submit(_execute, path, notebook, config): (path, notebook, read_fmt)
                    for path, notebook, read_fmt in pending}
         for future in as_completed(futures):
