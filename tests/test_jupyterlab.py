@@ -8,7 +8,9 @@ that
   call the learner's ``conv_output_size`` and show its ``NotImplementedError`` instead of
   failing the cell), and that the page asks nothing of any host but 127.0.0.1;
 * nbgrader's **Validate** button (its lab extension and its ``validate_assignment`` server
-  extension) reports success on the solved copy, and every test failed on the untouched one.
+  extension) reports success on the solved copy, and every test failed on the untouched one;
+* with the committed JupyterLab settings (requirements/jupyterlab-overrides.json), a
+  chapter's MyST page opens as a notebook, as a Binder link opens it.
 
 A screenshot of the widget after Run All goes to _build/screenshots/. Without Chromium the
 tests are skipped (tests/browser.py says how to get it); any other problem fails them.
@@ -51,6 +53,7 @@ ASSIGNMENT = "01-convolution"
 UNTOUCHED = "convolution.ipynb"  # the name learners see
 SOLVED = "solved.ipynb"
 SCREENSHOT = REPO / "_build" / "screenshots" / "jupyterlab-01-convolution.png"
+CHAPTER_PAGE = Path("book") / "06-detection" / "nms.md"  # what a Binder link opens
 SLIDERS = ["size", "kernel_size", "stride", "padding", "dilation"]
 KERNEL_IDLE = re.compile(r"^Python 3 \(ipykernel\) \| Idle$")
 
@@ -73,11 +76,20 @@ class Lab:
 
 
 def write_notebooks(root: Path) -> None:
-    """The student notebook as released, and a copy with every solution region filled in."""
+    """The student notebook as released, a copy with every solution region filled in, and a chapter page."""
     with student_versions([ASSIGNMENT]) as [(_, folder)]:
         release = folder / UNTOUCHED
         shutil.copyfile(release, root / UNTOUCHED)
         nbformat.write(filled(release), root / SOLVED)
+    shutil.copyfile(REPO / CHAPTER_PAGE, root / CHAPTER_PAGE.name)
+
+
+def lab_settings(home: Path) -> Path:
+    """JupyterLab's settings folder with the committed overrides, as make lab and postBuild install them."""
+    folder = home / "lab-settings"
+    folder.mkdir()
+    shutil.copyfile(REPO / "requirements" / "jupyterlab-overrides.json", folder / "overrides.json")
+    return folder
 
 
 # ---------------------------------------------------------------- the server
@@ -107,10 +119,10 @@ def isolated_environment(home: Path) -> dict[str, str]:
     return env
 
 
-def lab_command(port: int, token: str, root: Path) -> list[str]:
+def lab_command(port: int, token: str, root: Path, settings: Path) -> list[str]:
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}"]
+               f"--ServerApp.root_dir={root}", f"--LabApp.app_settings_dir={settings}"]
     if os.geteuid() == 0:  # as in the Makefile: containers often run as root
         command.append("--allow-root")
     return command
@@ -156,7 +168,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     url = f"http://127.0.0.1:{port}"
     log = home / "jupyterlab.log"
     with open(log, "wb") as output:
-        process = subprocess.Popen(lab_command(port, token, root), cwd=root, env=isolated_environment(home),
+        process = subprocess.Popen(lab_command(port, token, root, lab_settings(home)), cwd=root, env=isolated_environment(home),
                                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # its own process group, killed as one
     try:
@@ -251,3 +263,12 @@ def test_validate_fails_the_untouched_notebook(lab, page):
     assert text.count("The following cell failed") == sum(len(tests) for tests in PARTS.values()), text
     assert "NotImplementedError" in text
     assert_clean(watch)
+
+
+def test_a_chapter_page_opens_as_a_notebook(page, lab):
+    """A Binder link or `make lab` opens a chapter's MyST page (.md) as a notebook, through jupytext."""
+    watch = PageWatch(page)
+    page.goto(lab.tree_url(CHAPTER_PAGE.name, "chapter-page"))
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-CodeCell", timeout=KERNEL_TIMEOUT_MS)
+    assert page.locator(".jp-FileEditor").count() == 0, "opened as a text file, not as a notebook"
+    assert {kind: found for kind, found in watch.problems().items() if found} == {}
