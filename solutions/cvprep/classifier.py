@@ -1,0 +1,124 @@
+"""The small CNN chapter 05 trains on the CPU, and the loop that trains it.
+
+Chapter 05 needs one real model to interpret, attack and calibrate. ``SmallCNN`` has
+three conv-BN-ReLU stages with max pooling, global average pooling and a linear head:
+a stage's output (``features[i]``) is a natural Grad-CAM layer. ``train_classifier``
+is plain mini-batch SGD with momentum, seeded end to end (initial weights, batch order)
+so the same call gives the same model on the same machine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from cvprep._torch_validation import check_labels, check_positive, check_tensor
+from cvprep._validation import check_int
+
+
+class SmallCNN(nn.Module):
+    """Three conv-BN-ReLU-maxpool stages (channels ``widths``), global average pooling, a linear head.
+
+    Args:
+        num_classes: outputs of the head.
+        in_channels: channels of the input images.
+        widths: output channels of the three stages.
+
+    Shape:
+        input (Tensor[N, in_channels, H, W]) -> logits (Tensor[N, num_classes]).
+    """
+
+    def __init__(self, num_classes: int = 4, in_channels: int = 1, widths: tuple[int, int, int] = (16, 32, 64)):
+        super().__init__()
+        num_classes, in_channels = check_int(num_classes, "num_classes", 2), check_int(in_channels, "in_channels", 1)
+        stages, previous = [], in_channels
+        for i, width in enumerate(widths):
+            width = check_int(width, f"widths[{i}]", 1)
+            stages.append(nn.Sequential(nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                                        nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.MaxPool2d(2)))
+            previous = width
+        self.features = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(previous, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.features(x)).flatten(1))  # [N, num_classes]
+
+
+@dataclass
+class TrainingLog:
+    """Mean training loss per epoch, and the wall time of the whole run."""
+
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int = 5,
+                     batch_size: int = 64, lr: float = 0.05, seed: int = 0) -> TrainingLog:
+    """Train ``model`` in place with SGD (momentum 0.9, weight decay 5e-4) and cross-entropy.
+
+    Args:
+        model: a classifier returning logits [N, C]; left in eval mode afterwards.
+        images (Tensor[N, C, H, W]): float inputs.
+        labels (Tensor[N]): int class indices.
+        epochs, batch_size: passes over the data and images per step (>= 1).
+        lr: learning rate (> 0), decayed by a cosine schedule to 0 over the run.
+        seed: seeds the batch order (and nothing else: build the model under
+            ``torch.manual_seed`` for reproducible initial weights).
+
+    Returns:
+        TrainingLog with the mean loss of each epoch.
+
+    Raises:
+        TypeError, ValueError: a bad argument, named in the message.
+    """
+    images = check_tensor(images, "images", "[N, C, H, W]")
+    labels = check_labels(labels, "labels", len(images), num_classes=_outputs(model, images[:1]))
+    epochs, batch_size = check_int(epochs, "epochs", 1), check_int(batch_size, "batch_size", 1)
+    lr, seed = check_positive(lr, "lr"), check_int(seed, "seed", 0)
+    optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    steps = epochs * -(-len(images) // batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
+    order, log, start = torch.Generator().manual_seed(seed), TrainingLog(), time.perf_counter()
+    model.train()
+    for _ in range(epochs):
+        total = 0.0
+        for batch in torch.randperm(len(images), generator=order).split(batch_size):
+            loss = nn.functional.cross_entropy(model(images[batch]), labels[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+        log.losses.append(total / len(images))
+    model.eval()
+    log.seconds = time.perf_counter() - start
+    return log
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Logits (Tensor[N, C]) of ``model`` in eval mode, computed in batches."""
+    images = check_tensor(images, "images", "[N, C, H, W]")
+    model.eval()
+    return torch.cat([model(chunk) for chunk in images.split(check_int(batch_size, "batch_size", 1))])
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of ``images`` whose largest logit is at their label."""
+    logits = predict_logits(model, images)
+    labels = check_labels(labels, "labels", len(images), logits.shape[1])
+    return (logits.argmax(1) == labels).float().mean().item()
+
+
+@torch.no_grad()
+def _outputs(model: nn.Module, probe: torch.Tensor) -> int:
+    was_training = model.training
+    model.eval()  # batch norm cannot run in training mode on one image
+    try:
+        return model(probe).shape[1]
+    finally:
+        model.train(was_training)

@@ -1,0 +1,88 @@
+"""cvprep.classifier: the chapter 05 model, its training loop and its accuracy."""
+
+import pytest
+import torch
+from torch import nn
+
+from cvprep.classifier import SmallCNN, accuracy, predict_logits, train_classifier
+
+
+def left_or_right(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A problem any CNN solves at once: class 0 has a bright left half, class 1 a bright right half."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    images = 0.1 * torch.rand(n, 1, 16, 16, generator=generator)
+    images[labels == 0, :, :, :8] += 0.8
+    images[labels == 1, :, :, 8:] += 0.8
+    return images, labels
+
+
+def test_parameter_count_by_hand():
+    # convs (no bias): 1*16*9 = 144, 16*32*9 = 4,608, 32*64*9 = 18,432; batch norms 2 * (16 + 32 + 64) = 224;
+    # head 64 * 4 + 4 = 260; total 23,668
+    assert sum(p.numel() for p in SmallCNN().parameters()) == 144 + 4_608 + 18_432 + 224 + 260
+
+
+def test_output_shape_and_stages():
+    model = SmallCNN(num_classes=5, in_channels=3).eval()
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+    assert len(model.features) == 3  # Grad-CAM layers: model.features[i]
+
+
+def train_small(seed: int = 0) -> tuple[SmallCNN, object]:
+    images, labels = left_or_right(64)
+    torch.manual_seed(seed)
+    model = SmallCNN(num_classes=2, widths=(4, 8, 8))
+    return model, train_classifier(model, images, labels, epochs=3, batch_size=16, lr=0.1, seed=seed)
+
+
+def test_training_learns_and_is_reproducible():
+    first, log = train_small()
+    again, _ = train_small()
+    assert log.losses[-1] < log.losses[0]
+    assert not first.training  # left ready for evaluation
+    for a, b in zip(first.state_dict().values(), again.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    images, labels = left_or_right(40, seed=1)
+    assert accuracy(first, images, labels) == 1.0
+
+
+class FixedLogits(nn.Module):
+    """Returns the logits it was given, one row per input image, whatever the image."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x):
+        return self.logits[: len(x)]
+
+
+def test_accuracy_counts_argmax_hits():
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0], [0.2, 0.1]])
+    labels = torch.tensor([0, 1, 1, 1])  # hits: rows 0 and 1 -> 2 / 4
+    model = FixedLogits(logits)
+    assert accuracy(model, torch.zeros(4, 1, 2, 2), labels) == 0.5
+    torch.testing.assert_close(predict_logits(model, torch.zeros(4, 1, 2, 2), batch_size=4), logits)
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    ({"epochs": 0}, ValueError, "epochs"),
+    ({"batch_size": 1.5}, TypeError, "batch_size"),
+    ({"lr": 0.0}, ValueError, "lr"),
+    ({"seed": -2}, ValueError, "seed"),
+])
+def test_bad_training_arguments_are_named(kwargs, error, name):
+    images, labels = left_or_right(8)
+    with pytest.raises(error, match=rf"^{name} must"):
+        train_classifier(SmallCNN(num_classes=2), images, labels, **kwargs)
+
+
+def test_bad_data_is_named():
+    images, labels = left_or_right(8)
+    with pytest.raises(TypeError, match="^images must"):
+        train_classifier(SmallCNN(num_classes=2), images.numpy(), labels)
+    with pytest.raises(ValueError, match="^labels must"):
+        train_classifier(SmallCNN(num_classes=2), images, labels + 5)
+    with pytest.raises(ValueError, match="^num_classes must"):
+        SmallCNN(num_classes=1)
