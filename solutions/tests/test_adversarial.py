@@ -12,14 +12,7 @@ from torch import nn
 from cvprep.adversarial import fgsm, pgd
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tensors here are tiny: a second thread only adds hand-offs, and on a busy machine
-    those cost 50x (0.4 s instead of 8 ms per 4-step PGD). Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: see conftest.py
 
 
 def tiny_convnet(batch_norm: bool = False, dropout: bool = False) -> nn.Module:

@@ -19,14 +19,7 @@ from cvprep.calibration import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """The tensors here are small: with two threads on a loaded machine each op waits on the
-    other thread and the module runs 10x slower. The thread count is put back afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: see conftest.py
 
 
 def generator(seed):

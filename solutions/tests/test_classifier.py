@@ -6,6 +6,8 @@ from torch import nn
 
 from cvprep.classifier import SmallCNN, accuracy, predict_logits, train_classifier
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: see conftest.py
+
 
 def left_or_right(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A problem any CNN solves at once: class 0 has a bright left half, class 1 a bright right half."""

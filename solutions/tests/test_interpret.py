@@ -11,6 +11,8 @@ from torch import nn
 
 from cvprep.interpret import _activations_and_gradients, _cam, grad_cam, grad_cam_loops, saliency
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: see conftest.py
+
 GRAD_CAMS = [grad_cam, grad_cam_loops]
 
 

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from cvprep.losses import class_balanced_weights, distillation_loss, focal_loss, softmax_cross_entropy
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: see conftest.py
+
 SMOOTHINGS = [0.0, 0.05, 0.1, 0.3, 1.0]
 
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 NUMPY_ONLY_MODULES = ["cvprep", "cvprep.box_coding", "cvprep.boxes", "cvprep.conv", "cvprep.cost",
-                      "cvprep.detection_metrics", "cvprep.nms", "cvprep.receptive_field", "cvprep.scaling",
+                      "cvprep.detection_metrics", "cvprep.nms", "cvprep.receptive_field", "cvprep.scaling", "cvprep.shapes",
                       "cvprep.testing"]
 
 
