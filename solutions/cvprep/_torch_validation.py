@@ -9,6 +9,17 @@ from __future__ import annotations
 import torch
 
 
+def check_module(module: object, name: str, expected: str = "a torch.nn.Module") -> torch.nn.Module:
+    """Check that ``module`` is an ``nn.Module`` (``expected`` describes it in the message).
+
+    Raises:
+        TypeError: ``module`` is not an ``nn.Module``.
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"{name} must be {expected}, got {type(module).__name__}")
+    return module
+
+
 def check_tensor(x: object, name: str, shape: str, floating: bool = True) -> torch.Tensor:
     """Check that ``x`` is a tensor with as many dimensions as ``shape`` (e.g. ``"[N, C]"``).
 

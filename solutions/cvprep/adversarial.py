@@ -34,18 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvprep._torch_validation import check_labels, check_positive, check_tensor
+from cvprep._torch_validation import check_labels, check_module, check_positive, check_tensor
 
 _LAYOUTS = {2: "[N, D]", 3: "[N, C, L]", 4: "[N, C, H, W]", 5: "[N, C, T, H, W]"}
 
 
 # Argument checks ------------------------------------------------------------------------
-
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module returning logits [N, K], got {type(model).__name__}")
-    return model
-
 
 def _check_range(clamp: object) -> tuple[float, float]:
     """``clamp`` as ``(low, high)`` floats with ``low < high``; ``None`` is ``(-inf, inf)``."""
@@ -161,7 +155,7 @@ def fgsm(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, epsilon:
         Goodfellow, Shlens and Szegedy, "Explaining and Harnessing Adversarial Examples",
         ICLR 2015, arXiv:1412.6572.
     """
-    model = _check_model(model)
+    model = check_module(model, "model", "a torch.nn.Module returning logits [N, K]")
     low, high = _check_range(clamp)
     images = _check_images(images, low, high)
     epsilon = check_positive(epsilon, "epsilon", allow_zero=True)
@@ -218,7 +212,7 @@ def pgd(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, epsilon: 
         Madry, Makelov, Schmidt, Tsipras and Vladu, "Towards Deep Learning Models
         Resistant to Adversarial Attacks", ICLR 2018, arXiv:1706.06083.
     """
-    model = _check_model(model)
+    model = check_module(model, "model", "a torch.nn.Module returning logits [N, K]")
     low, high = _check_range(clamp)
     images = _check_images(images, low, high).detach()
     epsilon = check_positive(epsilon, "epsilon", allow_zero=True)

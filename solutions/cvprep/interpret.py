@@ -38,20 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cvprep._torch_validation import check_labels, check_tensor
+from cvprep._torch_validation import check_labels, check_module, check_tensor
 
 
 # Argument checks and the forward pass ---------------------------------------------------
 
-def _check_module(module: object, name: str) -> nn.Module:
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(module).__name__}")
-    return module
-
-
 def _check_target_layer(model: nn.Module, target_layer: object) -> nn.Module:
     """``target_layer`` must be one of ``model``'s submodules (the very object, not a copy)."""
-    _check_module(target_layer, "target_layer")
+    check_module(target_layer, "target_layer")
     if not any(module is target_layer for module in model.modules()):
         raise ValueError(f"target_layer must be a submodule of model (one of model.modules()), "
                          f"got a {type(target_layer).__name__} that model does not contain")
@@ -110,7 +104,7 @@ def _activations_and_gradients(model, target_layer, images, target_classes) -> t
     Every image's score depends only on its own activations (true for a network in eval
     mode), so the gradient of the sum of the scores holds each image's own gradient.
     """
-    model = _check_module(model, "model")
+    model = check_module(model, "model")
     images = check_tensor(images, "images", "[N, C, H, W]")
     target_layer = _check_target_layer(model, target_layer)
     # A leaf that requires grad: activations then require grad even if every parameter
@@ -238,7 +232,7 @@ def saliency(model: nn.Module, images: Tensor, target_classes: Tensor) -> Tensor
         Image Classification Models and Saliency Maps", ICLR workshop 2014,
         arXiv:1312.6034 (section 3.1).
     """
-    model = _check_module(model, "model")
+    model = check_module(model, "model")
     images = check_tensor(images, "images", "[N, C, H, W]")
     x = images.detach().requires_grad_(True)
     with torch.enable_grad():

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from cvprep._torch_validation import check_labels, check_positive, check_tensor
+from cvprep._validation import check_choice
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -41,13 +42,6 @@ def _check_fraction(value: object, name: str, upper_open: bool = False) -> float
     if value > 1.0 or (upper_open and value == 1.0):
         bound = "[0, 1)" if upper_open else "[0, 1]"
         raise ValueError(f"{name} must be in {bound}, got {value}")
-    return value
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        options = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
 
 
@@ -179,7 +173,7 @@ def focal_loss(
                          f"got values from {targets.min().item()} to {targets.max().item()}")
     alpha = _check_focal_alpha(alpha)
     gamma = check_positive(gamma, "gamma", allow_zero=True)
-    _check_choice(reduction, "reduction", REDUCTIONS)
+    check_choice(reduction, "reduction", REDUCTIONS)
 
     # Cross-entropy -log(p_t) from log-sigmoids: log p = logsigmoid(x), log(1 - p) = logsigmoid(-x).
     bce = -(targets * F.logsigmoid(logits) + (1 - targets) * F.logsigmoid(-logits))  # [*]
