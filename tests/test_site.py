@@ -92,7 +92,8 @@ def test_mathjax_and_widget_scripts_are_served_by_the_site(build_log):
 
 
 def test_pages_without_widgets_load_no_widget_scripts(build_log):
-    # cost.md's explorer has its output removed; its widget state must not ride along
+    # cost.md's live explorer is not executed at build time (skip-execution), so no widget
+    # state, require.js or widget manager rides along on the page
     text = page("book/04-architectures/cost")
     assert "widget-state+json" not in text and "embed-amd.js" not in text
 

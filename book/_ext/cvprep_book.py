@@ -105,19 +105,10 @@ def _append_questions(app, docname, source):
     source[0] += "\n" + question_entries(questions, path.parent)
 
 
-def _extension_hash() -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def setup(app):
     # A config value that changes with this extension's code: Sphinx then re-reads every
     # page after an edit here (notebook execution stays cached), as it would for a conf.py edit.
-    app.add_config_value("cvprep_extension_hash", _extension_hash(), "env")
+    app.add_config_value("cvprep_extension_hash", execution_cache.package_hash(Path(__file__).parent), "env")
     _register_plotly_renderer()
     offline_assets.setup(app)
     execution_cache.setup(app)

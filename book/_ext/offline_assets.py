@@ -91,30 +91,11 @@ def add_plotly_js(app, pagename, templatename, context, doctree) -> None:
         app.add_js_file(f"{VENDOR}/plotly.min.js")
 
 
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
 def _widget_scripts(app, docname: str) -> dict:
-    """myst-nb's per-page scripts (the widget state and manager among them), editable in place."""
+    """myst-nb's per-page scripts (the widget state and manager among them)."""
     from myst_nb.sphinx_ import NbMetadataCollector
 
     return NbMetadataCollector.get_doc_data(app.env).get(docname, {}).get("js_files", {})
-
-
-def drop_unused_widget_state(app, doctree) -> None:
-    """No widget shown, no widget scripts.
-
-    myst-nb embeds a notebook's whole widget state, and loads require.js and the widget
-    manager, even when every widget output was removed (the live explorers, tagged
-    ``remove-output``, whose callbacks could not run on a static page anyway).
-    """
-    from docutils import nodes
-
-    shows_widget = any(WIDGET_VIEW in node.astext() for node in doctree.findall(nodes.raw))
-    if not shows_widget:
-        scripts = _widget_scripts(app, app.env.docname)
-        for key in [k for k in scripts if k.startswith("ipywidgets_")]:
-            del scripts[key]
 
 
 def point_widget_manager_at_its_fonts(app, pagename, templatename, context, doctree) -> None:
@@ -127,6 +108,5 @@ def point_widget_manager_at_its_fonts(app, pagename, templatename, context, doct
 
 def setup(app) -> None:
     app.connect("html-page-context", add_plotly_js)
-    app.connect("doctree-read", drop_unused_widget_state)
     app.connect("html-page-context", point_widget_manager_at_its_fonts)
     app.connect("build-finished", copy_vendored_assets)
