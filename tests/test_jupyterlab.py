@@ -23,7 +23,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ import nbformat
 import pytest
 
 from autograder.__main__ import student_versions
-from browser import PageWatch, launched_chromium, require_chromium
+from browser import PageWatch, free_port, launched_chromium, require_chromium
 from repo_paths import REPO
 
 # The grading tests already fill a release with the reference solutions (corpus.filled); they
@@ -93,12 +92,6 @@ def lab_settings(home: Path) -> Path:
 
 
 # ---------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def isolated_environment(home: Path) -> dict[str, str]:
