@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from repo_paths import BOOK, REPO  # noqa: F401 - REPO for the tests that import it from here
+from repo_paths import BOOK, REPO
 
 SITE = REPO / "_build" / "html"
 NO_SOLUTIONS_ROOT = REPO / "_build" / "without-solutions"  # `make book SOLUTIONS=0`, built beside the site

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 import site_build
+from repo_paths import BOOK, REPO
 from autograder import course
 from autograder.sources import solution_cell, split_solutions
 
@@ -24,7 +25,7 @@ def normalised(text: str) -> str:
 
 def student_text() -> str:
     """What the released student notebooks already give away (provided helpers, hints)."""
-    notebooks = sorted((site_build.BOOK / "_exercises").glob("*/*.ipynb"))
+    notebooks = sorted((BOOK / "_exercises").glob("*/*.ipynb"))
     return normalised("\n".join(cell.source for path in notebooks for cell in nbformat.read(path, 4).cells))
 
 
@@ -90,6 +91,6 @@ def test_solutions_switch_removes_every_solution_line(build_log, without_solutio
 
 
 def test_make_book_passes_the_switch_to_the_build():
-    makefile = (site_build.REPO / "Makefile").read_text()
+    makefile = (REPO / "Makefile").read_text()
     assert "SOLUTIONS ?= 1" in makefile
     assert re.search(r"^\tCVPREP_SOLUTIONS=\$\(SOLUTIONS\) \$\(BIN\)/jupyter-book build", makefile, re.MULTILINE)
