@@ -5,6 +5,10 @@ three conv-BN-ReLU stages with max pooling, global average pooling and a linear 
 a stage's output (``features[i]``) is a natural Grad-CAM layer. ``train_classifier``
 is plain mini-batch SGD with momentum, seeded end to end (initial weights, batch order)
 so the same call gives the same model on the same machine.
+
+``train_chapter_model`` is the chapter's one recipe (data, model, schedule) so that every
+page trains the same network; it trains on one thread, which makes the result the same
+on every machine, not only on the same one.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ import torch
 from torch import nn
 
 from cvprep._torch_validation import check_labels, check_positive, check_tensor
-from cvprep._validation import check_int
+from cvprep._validation import check_choice, check_int
+from cvprep.shapes import make_shapes
+
+# The chapter's data: shapes under noise and clutter, hard enough that a few percent of
+# test images are misclassified (something to calibrate and explain), small enough to
+# train on a laptop's CPU in well under a minute.
+SHAPES_NOISE = 0.2
+SHAPES_CLUTTER = 3
+SPLITS = {"train": (2000, 0), "validation": (1000, 1), "test": (1000, 2)}  # name -> (size, seed)
 
 
 class SmallCNN(nn.Module):
@@ -122,3 +134,51 @@ def _outputs(model: nn.Module, probe: torch.Tensor) -> int:
         return model(probe).shape[1]
     finally:
         model.train(was_training)
+
+
+def chapter_split(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of the chapter's shapes data as tensors: images [N, 1, 64, 64] and labels [N].
+
+    Args:
+        name: "train", "validation" or "test"; each has its own seed, so no image is shared.
+
+    Raises:
+        ValueError: an unknown split name.
+    """
+    size, seed = SPLITS[check_choice(name, "name", tuple(SPLITS))]
+    data = make_shapes(size, seed=seed, noise=SHAPES_NOISE, clutter=SHAPES_CLUTTER)
+    return torch.from_numpy(data.images), torch.from_numpy(data.labels)
+
+
+def train_chapter_model(epochs: int = 6, train_size: int | None = None, seed: int = 0) -> tuple[SmallCNN, TrainingLog]:
+    """Train the chapter's ``SmallCNN`` on the training split, on one thread.
+
+    One thread makes the float summation order, and so the trained weights, the same on
+    every machine; the global torch RNG and thread count are left as they were.
+
+    Args:
+        epochs: passes over the training split (>= 1).
+        train_size: use only the first ``train_size`` training images (default: all).
+        seed: seeds the initial weights and the batch order.
+
+    Returns:
+        (model in eval mode, TrainingLog).
+
+    Raises:
+        TypeError, ValueError: a bad argument, named in the message.
+    """
+    epochs, seed = check_int(epochs, "epochs", 1), check_int(seed, "seed", 0)
+    images, labels = chapter_split("train")
+    if train_size is not None:
+        train_size = check_int(train_size, "train_size", 1)
+        images, labels = images[:train_size], labels[:train_size]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = SmallCNN()
+        log = train_classifier(model, images, labels, epochs=epochs, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
+    return model, log

@@ -59,32 +59,49 @@ def _box(mask: np.ndarray) -> np.ndarray:
     return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float32)
 
 
-def make_shapes(n: int, size: int = 64, seed: int = 0, noise: float = 0.1) -> Shapes:
+def _line(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Boolean [size, size] mask of a straight stroke about 2 px wide, of random place, angle and length."""
+    y, x = np.mgrid[0:size, 0:size] + 0.5
+    x0, y0 = rng.uniform(0, size, size=2)
+    angle, length = rng.uniform(0, np.pi), rng.uniform(size / 8, size / 3)
+    along = (x - x0) * np.cos(angle) + (y - y0) * np.sin(angle)
+    across = -(x - x0) * np.sin(angle) + (y - y0) * np.cos(angle)
+    return (np.abs(along) <= length / 2) & (np.abs(across) <= 1.0)
+
+
+def make_shapes(n: int, size: int = 64, seed: int = 0, noise: float = 0.1, clutter: int = 0) -> Shapes:
     """Generate ``n`` images of one filled shape each, classes balanced (round robin, then shuffled).
 
     Each image: a background of Gaussian noise around 0.2, and one shape with intensity
     drawn from [0.6, 1.0], half-width from [size/8, size/4], centre anywhere that keeps
-    the whole shape inside the image.
+    the whole shape inside the image. ``clutter`` straight strokes as bright as the
+    shapes are drawn under the shape: edges that belong to no class, so a network cannot
+    answer "is there an edge here" and must judge the outline. They come from a second
+    generator, so the same seed gives the same shapes, boxes and labels at any clutter.
 
     Args:
         n: number of images (>= 1).
         size: side of the square images in pixels (>= 16).
         seed: seed of the NumPy generator; the same seed gives the same data set.
         noise: standard deviation of the background and shape noise (>= 0).
+        clutter: distracting strokes per image (>= 0).
 
     Returns:
         Shapes(images (ndarray[n, 1, size, size]), labels (ndarray[n]), boxes (ndarray[n, 4])).
 
     Raises:
-        TypeError: ``n``, ``size`` or ``seed`` is not an int, or ``noise`` not a real number.
-        ValueError: ``n < 1``, ``size < 16``, ``seed < 0`` or ``noise`` negative or not finite.
+        TypeError: ``n``, ``size``, ``seed`` or ``clutter`` is not an int, or ``noise``
+            not a real number.
+        ValueError: ``n < 1``, ``size < 16``, ``seed < 0``, ``clutter < 0`` or ``noise``
+            negative or not finite.
     """
     n, size, seed = check_int(n, "n", 1), check_int(size, "size", 16), check_int(seed, "seed", 0)
+    clutter = check_int(clutter, "clutter", 0)
     if isinstance(noise, bool) or not isinstance(noise, (int, float)):
         raise TypeError(f"noise must be a real number, got {type(noise).__name__} {noise!r}")
     if not 0.0 <= noise < float("inf"):
         raise ValueError(f"noise must be finite and >= 0, got {noise}")
-    rng = np.random.default_rng(seed)
+    rng, clutter_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     labels = rng.permutation(np.arange(n) % len(CLASSES)).astype(np.int64)
     images = np.empty((n, 1, size, size), dtype=np.float32)
     boxes = np.empty((n, 4), dtype=np.float32)
@@ -93,6 +110,8 @@ def make_shapes(n: int, size: int = 64, seed: int = 0, noise: float = 0.1) -> Sh
         cx, cy = rng.uniform(radius + 1, size - radius - 1, size=2)
         mask = _mask(int(label), size, cx, cy, radius)
         image = 0.2 + noise * rng.standard_normal((size, size))
+        for _ in range(clutter):
+            image[_line(size, clutter_rng)] = clutter_rng.uniform(0.6, 1.0)
         image[mask] = rng.uniform(0.6, 1.0) + noise * rng.standard_normal(int(mask.sum()))
         images[i, 0] = np.clip(image, 0.0, 1.0)
         boxes[i] = _box(mask)

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from cvprep.classifier import SmallCNN, accuracy, predict_logits, train_classifier
+from cvprep.classifier import (SmallCNN, accuracy, chapter_split, predict_logits, train_chapter_model,
+                               train_classifier)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: see conftest.py
 
@@ -88,3 +89,31 @@ def test_bad_data_is_named():
         train_classifier(SmallCNN(num_classes=2), images, labels + 5)
     with pytest.raises(ValueError, match="^num_classes must"):
         SmallCNN(num_classes=1)
+
+
+def test_chapter_splits_share_no_image():
+    train, validation, test = (chapter_split(name)[0] for name in ("train", "validation", "test"))
+    assert (len(train), len(validation), len(test)) == (2000, 1000, 1000)
+    flat = torch.cat([train, validation, test]).flatten(1)
+    assert len(torch.unique(flat, dim=0)) == len(flat)  # the noise alone makes equal images impossible
+
+
+def test_chapter_model_is_reproducible_and_leaves_global_state_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    threads = torch.get_num_threads()
+    first, log = train_chapter_model(epochs=1, train_size=128)
+    assert torch.get_num_threads() == threads
+    torch.testing.assert_close(torch.rand(3), expected_next)  # the global generator did not move
+    second, _ = train_chapter_model(epochs=1, train_size=128)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert len(log.losses) == 1 and not first.training
+
+
+def test_bad_chapter_arguments_are_named():
+    with pytest.raises(ValueError, match="^name must"):
+        chapter_split("dev")
+    with pytest.raises(ValueError, match="^train_size must"):
+        train_chapter_model(train_size=0)

@@ -60,6 +60,18 @@ def test_brightness_does_not_give_the_class_away():
     assert max(means) - min(means) < 0.05
 
 
+def test_clutter_adds_strokes_under_the_same_shapes():
+    plain, cluttered = make_shapes(60, size=48, noise=0.0), make_shapes(60, size=48, noise=0.0, clutter=3)
+    np.testing.assert_array_equal(plain.labels, cluttered.labels)
+    np.testing.assert_array_equal(plain.boxes, cluttered.boxes)
+    shape = plain.images > 0.4  # without noise: exactly the shape's pixels
+    # the shape is drawn last, so clutter never changes it ...
+    np.testing.assert_array_equal(plain.images[shape], cluttered.images[shape])
+    # ... and the strokes are as bright as shapes, outside them
+    bright_elsewhere = ((cluttered.images > 0.4) & ~shape).sum(axis=(1, 2, 3))
+    assert (bright_elsewhere > 0).mean() > 0.9  # a stroke can hide under the shape
+
+
 @pytest.mark.parametrize("kwargs, error, name", [
     ({"n": 0}, ValueError, "n"),
     ({"n": 2.0}, TypeError, "n"),
@@ -68,6 +80,8 @@ def test_brightness_does_not_give_the_class_away():
     ({"n": 4, "noise": -0.1}, ValueError, "noise"),
     ({"n": 4, "noise": "0.1"}, TypeError, "noise"),
     ({"n": 4, "noise": float("nan")}, ValueError, "noise"),
+    ({"n": 4, "clutter": -1}, ValueError, "clutter"),
+    ({"n": 4, "clutter": 1.0}, TypeError, "clutter"),
 ])
 def test_bad_arguments_are_named(kwargs, error, name):
     with pytest.raises(error, match=rf"^{name} must"):
