@@ -14,6 +14,7 @@ on every machine, not only on the same one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -69,7 +70,8 @@ class TrainingLog:
 
 
 def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int = 5,
-                     batch_size: int = 64, lr: float = 0.05, seed: int = 0) -> TrainingLog:
+                     batch_size: int = 64, lr: float = 0.05, seed: int = 0,
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> TrainingLog:
     """Train ``model`` in place with SGD (momentum 0.9, weight decay 5e-4) and cross-entropy.
 
     Args:
@@ -80,6 +82,10 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         lr: learning rate (> 0), decayed by a cosine schedule to 0 over the run.
         seed: seeds the batch order (and nothing else: build the model under
             ``torch.manual_seed`` for reproducible initial weights).
+        loss_fn: replaces cross-entropy: called as ``loss_fn(logits, batch)`` with the
+            batch's logits (Tensor[B, C]) and its indices into ``images`` (Tensor[B]), so
+            a loss can look up per-image data (a teacher's logits, sample weights);
+            it must return a scalar tensor.
 
     Returns:
         TrainingLog with the mean loss of each epoch.
@@ -91,6 +97,11 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     labels = check_labels(labels, "labels", len(images), num_classes=_outputs(model, images[:1]))
     epochs, batch_size = check_int(epochs, "epochs", 1), check_int(batch_size, "batch_size", 1)
     lr, seed = check_positive(lr, "lr"), check_int(seed, "seed", 0)
+    if loss_fn is None:
+        def loss_fn(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+            return nn.functional.cross_entropy(logits, labels[batch])
+    elif not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable or None, got {type(loss_fn).__name__}")
     optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     steps = epochs * -(-len(images) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
@@ -99,7 +110,7 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     for _ in range(epochs):
         total = 0.0
         for batch in torch.randperm(len(images), generator=order).split(batch_size):
-            loss = nn.functional.cross_entropy(model(images[batch]), labels[batch])
+            loss = loss_fn(model(images[batch]), batch)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

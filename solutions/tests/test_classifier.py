@@ -50,6 +50,28 @@ def test_training_learns_and_is_reproducible():
     assert accuracy(first, images, labels) == 1.0
 
 
+def test_a_custom_loss_sees_every_image_once_per_epoch_and_replaces_cross_entropy():
+    images, labels = left_or_right(40)
+    seen = []
+
+    def plain_cross_entropy(logits, batch):  # the default, written out: must train the same model
+        seen.append(batch.clone())
+        return nn.functional.cross_entropy(logits, labels[batch])
+
+    models = []
+    for loss_fn in (None, plain_cross_entropy):
+        torch.manual_seed(0)
+        models.append(SmallCNN(num_classes=2, widths=(4, 8, 8)))
+        train_classifier(models[-1], images, labels, epochs=2, batch_size=16, loss_fn=loss_fn)
+    for a, b in zip(*(m.state_dict().values() for m in models)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    per_epoch = [torch.cat(seen[:3]), torch.cat(seen[3:])]  # 40 images in batches of 16: 3 steps an epoch
+    for indices in per_epoch:
+        assert sorted(indices.tolist()) == list(range(40))
+    with pytest.raises(TypeError, match="^loss_fn must be callable"):
+        train_classifier(models[0], images, labels, loss_fn="cross_entropy")
+
+
 class FixedLogits(nn.Module):
     """Returns the logits it was given, one row per input image, whatever the image."""
 
