@@ -71,8 +71,14 @@ class TrainingLog:
 
 def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int = 5,
                      batch_size: int = 64, lr: float = 0.05, seed: int = 0,
-                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> TrainingLog:
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                     param_groups: list[dict] | None = None) -> TrainingLog:
     """Train ``model`` in place with SGD (momentum 0.9, weight decay 5e-4) and cross-entropy.
+
+    Parameters with ``requires_grad=False`` are not updated, and a batch-norm layer whose
+    parameters are all frozen stays in eval mode, so that its running statistics stay
+    frozen too (feature extraction must not re-estimate the backbone's statistics from
+    a small new data set).
 
     Args:
         model: a classifier returning logits [N, C]; left in eval mode afterwards.
@@ -86,6 +92,10 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             batch's logits (Tensor[B, C]) and its indices into ``images`` (Tensor[B]), so
             a loss can look up per-image data (a teacher's logits, sample weights);
             it must return a scalar tensor.
+        param_groups: optimiser parameter groups (``[{"params": ..., "lr": ...}, ...]``)
+            for per-layer learning rates; a group without ``"lr"`` uses ``lr``. The cosine
+            schedule scales every group's rate by the same factor. Default: one group of
+            all the model's parameters.
 
     Returns:
         TrainingLog with the mean loss of each epoch.
@@ -102,11 +112,12 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             return nn.functional.cross_entropy(logits, labels[batch])
     elif not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable or None, got {type(loss_fn).__name__}")
-    optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    groups = list(model.parameters()) if param_groups is None else _check_param_groups(param_groups)
+    optimiser = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=5e-4)
     steps = epochs * -(-len(images) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
     order, log, start = torch.Generator().manual_seed(seed), TrainingLog(), time.perf_counter()
-    model.train()
+    _train_mode_except_frozen_batch_norm(model)
     for _ in range(epochs):
         total = 0.0
         for batch in torch.randperm(len(images), generator=order).split(batch_size):
@@ -120,6 +131,22 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     model.eval()
     log.seconds = time.perf_counter() - start
     return log
+
+
+def _check_param_groups(param_groups: object) -> list[dict]:
+    if not isinstance(param_groups, list) or not all(isinstance(g, dict) and "params" in g for g in param_groups):
+        raise TypeError("param_groups must be a list of dicts with a 'params' entry, "
+                        f"got {type(param_groups).__name__}")
+    return param_groups
+
+
+def _train_mode_except_frozen_batch_norm(model: nn.Module) -> None:
+    model.train()
+    for module in model.modules():
+        parameters = list(module.parameters(recurse=False))
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and parameters and not any(
+                p.requires_grad for p in parameters):
+            module.eval()
 
 
 @torch.no_grad()

@@ -72,6 +72,34 @@ def test_a_custom_loss_sees_every_image_once_per_epoch_and_replaces_cross_entrop
         train_classifier(models[0], images, labels, loss_fn="cross_entropy")
 
 
+def test_frozen_layers_keep_their_weights_and_batch_norm_statistics():
+    images, labels = left_or_right(32)
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=2, widths=(4, 8, 8))
+    model.features.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    head_before = model.head.weight.clone()
+    train_classifier(model, images, labels, epochs=2, batch_size=8)
+    for name, value in model.state_dict().items():
+        if name.startswith("features."):  # weights, running means and variances, batch counters
+            torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
+    assert not torch.equal(model.head.weight, head_before)
+
+
+def test_param_groups_set_per_layer_learning_rates():
+    images, labels = left_or_right(32)
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=2, widths=(4, 8, 8))
+    start = model.features[0][0].weight.clone()
+    # SGD scales every update (gradient, momentum and weight decay) by the group's rate: 0 freezes the first stage
+    groups = [{"params": model.features[0].parameters(), "lr": 0.0},
+              {"params": [p for name, p in model.named_parameters() if not name.startswith("features.0.")]}]
+    train_classifier(model, images, labels, epochs=1, batch_size=8, param_groups=groups)
+    torch.testing.assert_close(model.features[0][0].weight, start, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="^param_groups must"):
+        train_classifier(model, images, labels, param_groups=[model.parameters()])
+
+
 class FixedLogits(nn.Module):
     """Returns the logits it was given, one row per input image, whatever the image."""
 
