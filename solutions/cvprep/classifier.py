@@ -8,13 +8,20 @@ so the same call gives the same model on the same machine.
 
 ``train_chapter_model`` is the chapter's one recipe (data, model, schedule) so that every
 page trains the same network; it trains on one thread, which makes the result the same
-on every machine, not only on the same one.
+on every machine, not only on the same one. ``chapter_model`` returns that network
+from a cache after the first call, so that the chapter's pages do not each spend the
+training time again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import os
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import torch
@@ -220,3 +227,41 @@ def train_chapter_model(epochs: int = 6, train_size: int | None = None, seed: in
     finally:
         torch.set_num_threads(threads)
     return model, log
+
+
+def _recipe_hash() -> str:
+    """Changes whenever the code that determines the chapter model's weights could change."""
+    from cvprep import shapes
+
+    recipe = inspect.getsource(inspect.getmodule(SmallCNN)) + inspect.getsource(shapes) + torch.__version__
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def chapter_model(cache_dir: str | os.PathLike | None = None) -> SmallCNN:
+    """The model ``train_chapter_model()`` trains, trained once and then loaded from a cache.
+
+    The weights are the same either way (training runs on one thread); the cache only
+    saves time. The file name holds a hash of this module's and ``cvprep.shapes``'
+    source and of the torch version, so a change to the recipe retrains.
+
+    Args:
+        cache_dir: where the state dict is kept; default ``$CVPREP_CACHE``, else
+            ``~/.cache/cvprep``.
+
+    Returns:
+        SmallCNN in eval mode.
+    """
+    if cache_dir is None:
+        cache_dir = os.environ.get("CVPREP_CACHE") or Path.home() / ".cache" / "cvprep"
+    path = Path(cache_dir) / f"chapter-model-{_recipe_hash()}.pt"
+    model = SmallCNN()
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    model, _ = train_chapter_model()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # write then rename: pages executing in parallel never read a half-written file
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+        torch.save(model.state_dict(), handle)
+    os.replace(handle.name, path)
+    return model

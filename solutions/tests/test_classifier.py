@@ -162,6 +162,28 @@ def test_chapter_model_is_reproducible_and_leaves_global_state_alone():
     assert len(log.losses) == 1 and not first.training
 
 
+def test_chapter_model_trains_once_then_loads_the_same_weights(tmp_path, monkeypatch):
+    import cvprep.classifier as classifier
+
+    calls = []
+
+    def quick_recipe():  # the real recipe on 64 images, so the test stays fast
+        calls.append(1)
+        return train_chapter_model(epochs=1, train_size=64)
+
+    monkeypatch.setattr(classifier, "train_chapter_model", quick_recipe)
+    first = classifier.chapter_model(tmp_path)
+    second = classifier.chapter_model(tmp_path)
+    assert len(calls) == 1 and not second.training
+    [saved] = tmp_path.glob("chapter-model-*.pt")
+    assert not list(tmp_path.glob("*.tmp"))
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    monkeypatch.setattr(classifier, "_recipe_hash", lambda: "changed")
+    classifier.chapter_model(tmp_path)  # another recipe: trains again, beside the old file
+    assert len(calls) == 2 and len(list(tmp_path.glob("chapter-model-*.pt"))) == 2
+
+
 def test_bad_chapter_arguments_are_named():
     with pytest.raises(ValueError, match="^name must"):
         chapter_split("dev")
