@@ -92,9 +92,12 @@ def _model_kept(model: nn.Module) -> Iterator[None]:
         with torch.enable_grad():
             yield
     finally:
-        with torch.no_grad():
-            for buffer, value in saved:
-                buffer.copy_(value)
+        # Through .data, so the buffers' autograd version counters do not move: a graph
+        # built before the attack (adversarial training's clean forward pass in train
+        # mode saves batch norm's buffers) must stay valid for its backward pass, and the
+        # values restored are exactly the ones that graph saw.
+        for buffer, value in saved:
+            buffer.data.copy_(value)
 
 
 def _loss(model: nn.Module, x: torch.Tensor, targets: object) -> torch.Tensor:

@@ -241,6 +241,24 @@ def test_attack_leaves_model_state_and_mode_unchanged(attack, training):
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
+def test_attack_between_a_forward_and_its_backward_pass_as_in_adversarial_training(attack):
+    # adversarial training: the clean forward pass in train mode saves batch norm's buffers
+    # for backward; attacking before that backward must not invalidate the graph
+    model = tiny_convnet(batch_norm=True).train()
+    images, targets = batch(8)
+    clean_loss = F.cross_entropy(model(images), targets)
+    adversarial = ATTACKS[attack](model, images, targets)
+    (clean_loss + F.cross_entropy(model(adversarial), targets)).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    # the attack's own forward passes left no trace in the running statistics
+    reference = tiny_convnet(batch_norm=True).train()
+    reference(images)
+    reference(adversarial)
+    for got, expected in zip(model.buffers(), reference.buffers()):
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
 def test_attack_does_not_add_to_existing_parameter_gradients(attack):
     model = tiny_convnet()
     for p in model.parameters():
