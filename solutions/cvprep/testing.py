@@ -382,3 +382,515 @@ def check_average_precision(fn: Callable, n_cases: int = 200, seed: int = 0) -> 
         expected = detection_metrics.average_precision(recall, precision, method="coco101")
         if not isinstance(got, (float, np.floating)) or not np.isclose(got, expected, rtol=1e-9, atol=1e-12):
             raise AssertionError(f"{call} returned {got!r}, expected {expected!r}")
+
+
+# Chapter 05: focal and distillation losses, Grad-CAM, FGSM ---------------------------------
+# These checks need torch (the focal loss's also torchvision). They import it when called,
+# so that importing this module stays NumPy-only for the exercises that never use torch.
+# Their oracles share no code with cvprep: torchvision's sigmoid_focal_loss, torch's kl_div,
+# gradients of tiny networks and of a linear classifier derived by hand.
+
+__all__ += [
+    "check_focal_loss",
+    "check_distillation_loss",
+    "grad_cam_by_hand",
+    "random_cam_network",
+    "check_grad_cam",
+    "fgsm_linear_by_hand",
+    "check_fgsm",
+]
+
+FOCAL_KINDS = ("elementwise", "reductions")
+DISTILLATION_KINDS = ("values", "gradients")
+GRAD_CAM_KINDS = ("full_resolution", "coarse", "model_kept")
+FGSM_KINDS = ("linear", "budget", "model_kept")
+
+
+def _check_kind(kind: str, kinds: tuple[str, ...]) -> None:
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {kinds}, got {kind!r}")
+
+
+def _torch_tensor(array: np.ndarray, dtype):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+
+
+def _describe_model(model) -> str:
+    """One line: the model's layers in order, e.g. ``<Conv2d(2, 4), ReLU, Linear(4, 3), training mode>``."""
+    layers = []
+    for module in model.modules():
+        if next(module.children(), None) is not None:
+            continue  # a container: its layers are listed
+        sizes = [getattr(module, a) for a in ("in_channels", "out_channels", "in_features", "out_features")
+                 if hasattr(module, a)]
+        layers.append(type(module).__name__ + (f"({', '.join(map(str, sizes))})" if sizes else ""))
+    return f"<{', '.join(layers)}{', training mode' if model.training else ''}>"
+
+
+def _describe_torch_call(name: str, args: dict) -> str:
+    """``name(a=<tensor of shape (2, 3), float64>, b=0.5)``: tensors by shape, models by layers, the rest by value."""
+    parts = []
+    for key, value in args.items():
+        if hasattr(value, "modules") and hasattr(value, "training"):
+            parts.append(f"{key}={_describe_model(value)}")
+        elif hasattr(value, "shape") and hasattr(value, "dtype"):
+            parts.append(f"{key}=<tensor of shape {tuple(value.shape)}, {str(value.dtype).replace('torch.', '')}>")
+        else:
+            parts.append(f"{key}={value!r}")
+    return f"{name}({', '.join(parts)})"
+
+
+def _assert_tensor_matches(got: object, expected, call: str, rtol: float | None = None,
+                           atol: float | None = None) -> None:
+    """``got`` must be a tensor of ``expected``'s shape and dtype, close to it (torch's default
+    tolerances for the dtype unless given)."""
+    import torch
+
+    if not isinstance(got, torch.Tensor):
+        raise AssertionError(f"{call} returned {type(got).__name__}, expected a torch.Tensor")
+    if got.shape != expected.shape:
+        raise AssertionError(f"{call} returned shape {tuple(got.shape)}, expected {tuple(expected.shape)}")
+    if got.dtype != expected.dtype:
+        raise AssertionError(f"{call} returned dtype {got.dtype}, expected {expected.dtype} (the inputs' dtype)")
+    got = got.detach()
+    try:
+        torch.testing.assert_close(got, expected, rtol=rtol, atol=atol)
+    except AssertionError:
+        difference = (got - expected).abs().nan_to_num(nan=float("inf"))
+        where = np.unravel_index(int(difference.argmax()), tuple(expected.shape)) if expected.ndim else ()
+        index = tuple(int(i) for i in where)
+        raise AssertionError(
+            f"{call} is wrong: at index {index} it returned {got[index].item():.6g}, "
+            f"expected {expected[index].item():.6g}"
+        ) from None
+
+
+def _expect_raises(error: type, call: str, run: Callable[[], object]) -> None:
+    try:
+        result = run()
+    except error:
+        return
+    except Exception as caught:  # noqa: BLE001 - any other exception is the learner's bug to see
+        raise AssertionError(f"{call} raised {type(caught).__name__}: {caught}; expected {error.__name__}") from None
+    raise AssertionError(f"{call} returned {type(result).__name__}; expected it to raise {error.__name__}")
+
+
+# Focal loss and distillation --------------------------------------------------------------
+
+def _random_shape(rng: np.random.Generator) -> tuple[int, ...]:
+    """[N], [N, C] or [N, C, H, W], small."""
+    n = int(rng.integers(1, 7))
+    return [(n,), (n, int(rng.integers(1, 6))), (n, int(rng.integers(1, 4)), 3, 2)][int(rng.integers(0, 3))]
+
+
+def check_focal_loss(fn: Callable, kind: str = "elementwise", n_cases: int = 40, seed: int = 0) -> None:
+    """Compare ``fn(logits, targets, alpha=, gamma=, reduction=)`` with ``torchvision.ops.sigmoid_focal_loss``.
+
+    ``"elementwise"``: reduction ``"none"``, logits of moderate size. ``"reductions"``:
+    also ``"mean"`` and ``"sum"``, on logits that are often between 50 and 1000 in size,
+    where ``log(sigmoid(x))`` gives infinity (torchvision's loss stays exact there); an
+    unknown reduction must raise ValueError. Targets are 0.0 or 1.0, the dtype float32 or
+    float64, ``alpha`` one of 0.25, 0.5, 0, 1 and -1 (no weighting), ``gamma`` one of 0,
+    0.5, 1, 2 and 3.
+    """
+    _check_kind(kind, FOCAL_KINDS)
+    import torch
+    from torchvision.ops import sigmoid_focal_loss
+
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        shape = _random_shape(rng)
+        logits = rng.normal(0.0, 3.0, size=shape)
+        if kind == "reductions":
+            huge = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(50.0, 1000.0, size=shape)
+            logits = np.where(rng.random(shape) < 0.4, huge, logits)
+        dtype = torch.float64 if rng.random() < 0.5 else torch.float32
+        x, t = _torch_tensor(logits, dtype), _torch_tensor((rng.random(shape) < 0.4).astype(np.float64), dtype)
+        kwargs = {"alpha": float(rng.choice([0.25, 0.5, 0.0, 1.0, -1.0])),
+                  "gamma": float(rng.choice([0.0, 0.5, 1.0, 2.0, 3.0])),
+                  "reduction": "none" if kind == "elementwise" else str(rng.choice(["none", "mean", "sum"]))}
+        call = _describe_torch_call("focal_loss", {"logits": x, "targets": t, **kwargs})
+        _assert_tensor_matches(fn(x.clone(), t.clone(), **kwargs), sigmoid_focal_loss(x, t, **kwargs), call)
+    if kind == "reductions":
+        x, t = torch.zeros(3), torch.ones(3)
+        _expect_raises(ValueError, "focal_loss(logits, targets, reduction='average')",
+                       lambda: fn(x, t, reduction="average"))
+
+
+def _distillation_case(rng: np.random.Generator):
+    import torch
+
+    n, c = int(rng.integers(1, 7)), int(rng.integers(2, 7))
+    student = _torch_tensor(rng.normal(0.0, 3.0, size=(n, c)), torch.float64)
+    teacher = _torch_tensor(rng.normal(0.0, 3.0, size=(n, c)), torch.float64)
+    targets = torch.from_numpy(rng.integers(0, c, size=n)).to(torch.int64)
+    temperature = float(rng.choice([0.5, 1.0, 2.0, 4.0, 10.0]))
+    alpha = float(rng.choice([0.0, 0.3, 0.5, 0.9, 1.0]))
+    return student, teacher, targets, temperature, alpha
+
+
+def _check_distillation_value(fn: Callable, case: tuple, call: str) -> None:
+    import torch.nn.functional as F
+
+    student, teacher, targets, t, alpha = case
+    soft = F.kl_div(F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1),
+                    reduction="batchmean", log_target=True)
+    expected = alpha * t**2 * soft + (1 - alpha) * F.cross_entropy(student, targets)
+    _assert_tensor_matches(fn(student.clone(), teacher.clone(), targets.clone(), t, alpha), expected, call)
+
+
+def _check_distillation_gradient(fn: Callable, case: tuple, call: str) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    student, teacher, targets, t, alpha = case
+    s, v = student.clone().requires_grad_(True), teacher.clone().requires_grad_(True)
+    loss = fn(s, v, targets.clone(), t, alpha)
+    if not isinstance(loss, torch.Tensor) or loss.grad_fn is None:
+        raise AssertionError(f"{call} must return a tensor differentiable with respect to student_logits")
+    grad_student, grad_teacher = torch.autograd.grad(loss, [s, v], allow_unused=True)
+    if grad_teacher is not None and grad_teacher.abs().max() > 0:
+        raise AssertionError(f"{call} lets gradients reach teacher_logits: the teacher is a fixed target, "
+                             "detach its logits")
+    if grad_student is None:
+        raise AssertionError(f"{call} gives the student logits no gradient")
+    q, p = F.softmax(student / t, dim=1), F.softmax(teacher / t, dim=1)
+    onehot = F.one_hot(targets, student.shape[1]).to(student.dtype)
+    expected = (alpha * t * (q - p) + (1 - alpha) * (F.softmax(student, dim=1) - onehot)) / len(student)
+    _assert_tensor_matches(grad_student, expected, f"the gradient of {call} with respect to student_logits")
+
+
+def check_distillation_loss(fn: Callable, kind: str = "values", n_cases: int = 30, seed: int = 0) -> None:
+    """Check ``fn(student_logits, teacher_logits, targets, temperature, alpha)`` on random float64 batches.
+
+    ``"values"``: the loss equals ``alpha T^2 KL(p || q) + (1 - alpha) CE``, written with
+    ``F.kl_div`` of ``log_softmax`` outputs (``reduction="batchmean"``) and ``F.cross_entropy``;
+    a temperature <= 0 and an alpha outside [0, 1] must raise ValueError.
+    ``"gradients"``: the gradient with respect to the student logits is the closed form
+    ``(alpha T (q - p) + (1 - alpha) (softmax(z) - onehot)) / N`` (``p``, ``q`` the
+    softened teacher and student), and none reaches the teacher's logits.
+    """
+    _check_kind(kind, DISTILLATION_KINDS)
+    check = _check_distillation_value if kind == "values" else _check_distillation_gradient
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        case = _distillation_case(rng)
+        call = _describe_torch_call("distillation_loss", dict(zip(
+            ("student_logits", "teacher_logits", "targets", "temperature", "alpha"), case)))
+        check(fn, case, call)
+    if kind == "values":
+        student, teacher, targets, _, _ = _distillation_case(rng)
+        for temperature, alpha in ((0.0, 0.5), (-1.0, 0.5), (2.0, 1.5), (2.0, -0.1)):
+            _expect_raises(ValueError, f"distillation_loss(..., temperature={temperature}, alpha={alpha})",
+                           lambda: fn(student, teacher, targets, temperature, alpha))
+
+
+# Grad-CAM ---------------------------------------------------------------------------------
+# The networks are features -> head (-> an optional positive scale of the logits), with a
+# head simple enough that dy_c / dA is written by hand: global average pooling and a linear
+# layer, optionally after a ReLU, or after a 1x1 convolution and a ReLU.
+
+CAM_HEADS = ("linear", "relu", "conv")
+
+
+def _fill(module, rng: np.random.Generator, scale: float = 0.5) -> None:
+    """Overwrite every parameter of ``module`` with seeded normal values (fixed weights)."""
+    import torch
+
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(_torch_tensor(rng.normal(0.0, scale, size=tuple(parameter.shape)), parameter.dtype))
+
+
+def random_cam_network(rng: np.random.Generator, kind: str = "full_resolution", in_channels: int = 2,
+                       num_classes: int = 3):
+    """A tiny float64 network ``nn.Sequential(features=..., head=...[, scale=...])`` with fixed weights.
+
+    ``features`` ends in the layer Grad-CAM explains, ``K`` channels; ``"full_resolution"``
+    keeps the image's size there, ``"coarse"`` halves it (max or average pooling, or a
+    stride-2 convolution) and may scale the logits by a positive constant (which must
+    not change the maps), ``"model_kept"`` adds an eval-mode batch norm or returns the
+    network in training mode (no batch norm then), with its parameters sometimes frozen.
+    The head is one of :data:`CAM_HEADS`. Returns ``(model, target_layer)``: the target
+    layer is ``model.features`` or its last layer (the same output).
+    """
+    _check_kind(kind, GRAD_CAM_KINDS)
+    from collections import OrderedDict
+
+    import torch
+    from torch import nn
+
+    hidden, channels = int(rng.integers(2, 5)), int(rng.integers(1, 5))
+    layers = [nn.Conv2d(in_channels, hidden, 3, padding=1), nn.ReLU()]
+    batch_norm = kind == "model_kept" and rng.random() < 0.5
+    if batch_norm:
+        layers.insert(1, nn.BatchNorm2d(hidden))
+    if kind == "coarse":
+        layers.append([nn.MaxPool2d(2), nn.AvgPool2d(2), nn.Conv2d(hidden, hidden, 3, stride=2, padding=1)][
+            int(rng.integers(0, 3))])
+    layers.append(nn.Conv2d(hidden, channels, 3, padding=1))
+    head_kind = CAM_HEADS[int(rng.integers(0, len(CAM_HEADS)))]
+    width = int(rng.integers(2, 5)) if head_kind == "conv" else channels
+    head = {"linear": [], "relu": [nn.ReLU()], "conv": [nn.Conv2d(channels, width, 1), nn.ReLU()]}[head_kind]
+    head += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)]
+    parts = OrderedDict(features=nn.Sequential(*layers), head=nn.Sequential(*head))
+    if kind == "coarse" and rng.random() < 0.5:
+        parts["scale"] = nn.Linear(num_classes, num_classes, bias=False)
+    model = nn.Sequential(parts).to(torch.float64)
+    _fill(model, rng)
+    with torch.no_grad():
+        if "scale" in parts:  # a positive multiple of the identity
+            model.scale.weight.copy_(float(rng.uniform(0.1, 10.0)) * torch.eye(num_classes))
+        if batch_norm:
+            model.features[1].running_mean.copy_(_torch_tensor(rng.normal(0, 0.5, hidden), torch.float64))
+            model.features[1].running_var.copy_(_torch_tensor(rng.uniform(0.5, 2.0, hidden), torch.float64))
+    model.train(kind == "model_kept" and not batch_norm and rng.random() < 0.5)
+    if kind == "model_kept" and rng.random() < 0.5:
+        model.requires_grad_(False)
+    target = model.features if rng.random() < 0.5 else model.features[-1]
+    return model, target
+
+
+def grad_cam_by_hand(model, images, target_classes):
+    """Grad-CAM of a :func:`random_cam_network`, without hooks or autograd: [N, H, W] in [0, 1].
+
+    ``A = features(images)``; the head's gradient is written out: with ``u`` the linear
+    layer's row for the class (times the scale, if any) and ``h w`` the map's size,
+    ``dy / dA = u / (h w)`` through the average pooling, times ``[A > 0]`` through a ReLU,
+    and ``V^T (u / (h w) [z > 0])`` through a 1x1 convolution ``z = V A + b`` and a ReLU.
+    Then ``alpha = mean_ij dy / dA``, ``ReLU(sum_k alpha_k A_k)``, bilinear upsampling
+    (``align_corners=False``) and division by the maximum (an all-zero map stays zero).
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    with torch.no_grad():
+        activations = model.features(images)  # [N, K, h, w]
+        rows = model.head[-1].weight[target_classes]  # [N, width]
+        if hasattr(model, "scale"):
+            rows = rows * model.scale.weight.diagonal()[target_classes][:, None]
+        h, w = activations.shape[2:]
+        layers = list(model.head)
+        gradient = rows[:, :, None, None].expand(-1, -1, h, w) / (h * w)  # dy / d(pooled input)
+        if isinstance(layers[0], nn.Conv2d):  # 1x1 convolution, then ReLU
+            z = layers[0](activations)  # [N, width, h, w]
+            gradient = torch.einsum("nmhw,mk->nkhw", gradient * (z > 0), layers[0].weight[:, :, 0, 0])
+        elif isinstance(layers[0], nn.ReLU):
+            gradient = gradient * (activations > 0)
+        alphas = gradient.mean(dim=(2, 3))  # [N, K]
+        cam = (alphas[:, :, None, None] * activations).sum(dim=1).clamp(min=0)  # [N, h, w]
+        cam = F.interpolate(cam[:, None], size=tuple(images.shape[2:]), mode="bilinear", align_corners=False)[:, 0]
+        peaks = cam.flatten(1).max(dim=1).values  # [N]
+        return torch.stack([m / p if p > 0 else m for m, p in zip(cam, peaks)]) if len(cam) else cam
+
+
+def _snapshot(model, *tensors) -> tuple:
+    """What a check compares after the call: the state dict, the mode, copies of ``tensors``."""
+    return {name: value.clone() for name, value in model.state_dict().items()}, model.training, \
+        [t.clone() for t in tensors]
+
+
+def _check_left_alone(model, snapshot: tuple, tensors: Sequence, call: str) -> None:
+    """No hooks and no ``.grad`` left on ``model``; its state, its mode and ``tensors`` as in ``snapshot``."""
+    import torch
+
+    state, training, copies = snapshot
+    if sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()):
+        raise AssertionError(f"{call} left hooks on the model: remove every hook it registers")
+    if any(p.grad is not None for p in model.parameters()):
+        raise AssertionError(f"{call} left .grad on the model's parameters: take gradients with "
+                             "torch.autograd.grad, not .backward()")
+    if model.training != training:
+        raise AssertionError(f"{call} switched the model to {'training' if model.training else 'eval'} mode")
+    changed = [name for name, value in model.state_dict().items() if not torch.equal(state[name], value)]
+    if changed:
+        raise AssertionError(f"{call} changed the model's {changed[0]} (a forward pass in training mode "
+                             "updates batch norm's statistics: put them back)")
+    if any(not torch.equal(t, copy) for t, copy in zip(tensors, copies)):
+        raise AssertionError(f"{call} modified its tensor arguments")
+
+
+def _maybe_without_grad(rng: np.random.Generator, kind: str):
+    """``torch.no_grad()`` half of the time for the ``"model_kept"`` kind, else a do-nothing context."""
+    import contextlib
+
+    import torch
+
+    return torch.no_grad() if kind == "model_kept" and rng.random() < 0.5 else contextlib.nullcontext()
+
+
+def check_grad_cam(fn: Callable, kind: str = "full_resolution", n_cases: int = 12, seed: int = 0) -> None:
+    """Compare ``fn(model, target_layer, images, target_classes)`` with :func:`grad_cam_by_hand`.
+
+    The networks come from :func:`random_cam_network` (see its kinds). With
+    ``"model_kept"``, ``fn`` is also called inside ``torch.no_grad()`` half of the time,
+    and must leave the model as it was: parameters, no hooks, no ``.grad``, same mode;
+    and ``images`` unchanged.
+    """
+    _check_kind(kind, GRAD_CAM_KINDS)
+    import torch
+
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        model, target = random_cam_network(rng, kind)
+        n = int(rng.integers(1, 5))
+        size = (int(rng.integers(3, 9)),) * 2 if kind == "full_resolution" else tuple(rng.integers(4, 13, size=2))
+        images = _torch_tensor(rng.normal(0.0, 1.0, size=(n, 2, *size)), torch.float64)
+        classes = torch.from_numpy(rng.integers(0, 3, size=n)).to(torch.int64)
+        expected = grad_cam_by_hand(model, images, classes)
+        which = "model.features" if target is model.features else "model.features[-1]"
+        call = f"grad_cam(model={_describe_model(model)}, target_layer={which}, " \
+               f"images=<tensor of shape {tuple(images.shape)}>, target_classes={classes.tolist()})"
+        snapshot = _snapshot(model, images, classes)
+        context = _maybe_without_grad(rng, kind)
+        with context:
+            got = fn(model, target, images, classes)
+        if isinstance(context, torch.no_grad):
+            call += ", called inside torch.no_grad()"
+        _assert_tensor_matches(got, expected, call, rtol=1e-6, atol=1e-9)
+        if kind == "model_kept":
+            _check_left_alone(model, snapshot, [images, classes], call)
+
+
+# FGSM -------------------------------------------------------------------------------------
+
+def fgsm_linear_by_hand(weight, bias, images, targets, epsilon: float, clamp=(0.0, 1.0)):
+    """FGSM on the linear classifier ``logits = W x + b`` (``x`` an image flattened), in closed form.
+
+    For cross-entropy with true class ``y``, ``dCE / dz = softmax(z) - e_y``, so the
+    gradient with respect to ``x`` is ``W^T (softmax(z) - e_y)``; the attack adds
+    ``epsilon`` times its sign and clips to ``clamp`` (``None``: no clipping).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        logits = images.flatten(1) @ weight.T + bias  # [N, K]
+        residual = F.softmax(logits, dim=1) - F.one_hot(targets, weight.shape[0]).to(logits.dtype)  # [N, K]
+        gradient = (residual @ weight).view_as(images)  # [N, C, H, W]
+        moved = images + epsilon * gradient.sign()
+        return moved if clamp is None else moved.clamp(*clamp)
+
+
+def _fgsm_images(rng: np.random.Generator, shape: tuple[int, ...], clamp) -> np.ndarray:
+    """Images inside ``clamp``, about a sixth of the values exactly on its bounds; normal if ``None``."""
+    if clamp is None:
+        return rng.normal(0.0, 1.0, size=shape)
+    low, high = clamp
+    values = rng.uniform(low - 0.1 * (high - low), high + 0.1 * (high - low), size=shape)
+    return np.clip(values, low, high)
+
+
+def _random_attacked_cnn(rng: np.random.Generator, channels: int, batch_norm: bool):
+    from torch import nn
+
+    hidden = int(rng.integers(2, 5))
+    layers = [nn.Conv2d(channels, hidden, 3, padding=1), *([nn.BatchNorm2d(hidden)] if batch_norm else []), nn.Tanh(),
+              nn.AvgPool2d(2), nn.Flatten(), nn.Linear(hidden * 9, int(rng.integers(2, 5)))]
+    model = nn.Sequential(*layers).double()
+    _fill(model, rng)
+    return model
+
+
+def _check_fgsm_result(got, images, epsilon: float, clamp, call: str) -> None:
+    """Properties of any FGSM result: the shape and dtype, detached, in the ball, in the range,
+    and every value moved by epsilon, not at all, or onto a bound."""
+    import torch
+
+    if not isinstance(got, torch.Tensor) or got.shape != images.shape or got.dtype != images.dtype:
+        what = f"shape {tuple(got.shape)}, {got.dtype}" if isinstance(got, torch.Tensor) else type(got).__name__
+        raise AssertionError(f"{call} returned {what}; expected a tensor of images' shape "
+                             f"{tuple(images.shape)} and dtype {images.dtype}")
+    if got.requires_grad:
+        raise AssertionError(f"{call} returned a tensor that requires grad: detach it")
+    step = (got - images).abs()
+    if step.max() > epsilon + 1e-12:
+        raise AssertionError(f"{call} moved a value by {step.max().item():.6g}, more than epsilon = {epsilon}")
+    low, high = clamp if clamp is not None else (-float("inf"), float("inf"))
+    if got.min() < low or got.max() > high:
+        raise AssertionError(f"{call} left the range {clamp}: values from {got.min().item():.6g} "
+                             f"to {got.max().item():.6g}")
+    allowed = (step < 1e-12) | ((step - epsilon).abs() < 1e-12) | (got == low) | (got == high)
+    if not allowed.all():
+        index = tuple(int(i) for i in np.unravel_index(int((~allowed).flatten().nonzero()[0]), tuple(images.shape)))
+        raise AssertionError(f"{call} moved the value at {index} by {step[index].item():.6g}: FGSM moves every value "
+                             f"by exactly epsilon = {epsilon} along the gradient's sign (then clips)")
+
+
+def _fgsm_case(rng: np.random.Generator, kind: str) -> tuple:
+    """``(model, images, targets, epsilon, clamp)`` for one :func:`check_fgsm` case of ``kind``."""
+    import torch
+    from torch import nn
+
+    n, channels = int(rng.integers(1, 5)), int(rng.integers(1, 3))
+    clamp = [(0.0, 1.0), (0.0, 1.0), (-1.0, 2.0), None][int(rng.integers(0, 4))]
+    images = _torch_tensor(_fgsm_images(rng, (n, channels, 6, 6), clamp), torch.float64)
+    epsilon = float(rng.choice([0.0, 0.01, 0.05, 0.1, 0.3])) if kind != "model_kept" else 0.1
+    if kind == "linear":
+        model = nn.Sequential(nn.Flatten(), nn.Linear(channels * 36, int(rng.integers(2, 5)))).double()
+        _fill(model, rng)
+        if rng.random() < 0.5:  # inputs the model ignores: gradient exactly 0, they must stay
+            with torch.no_grad():
+                model[1].weight[:, rng.integers(0, channels * 36, size=5)] = 0.0
+    else:
+        model = _random_attacked_cnn(rng, channels, batch_norm=kind == "model_kept")
+        model.train(kind == "model_kept" and rng.random() < 0.5)
+        if kind == "model_kept" and rng.random() < 0.5:
+            model.requires_grad_(False)
+    targets = torch.from_numpy(rng.integers(0, model[-1].out_features, size=n)).to(torch.int64)
+    return model, images, targets, epsilon, clamp
+
+
+def _check_fgsm_rejects(fn: Callable, rng: np.random.Generator) -> None:
+    """A negative epsilon and an image value outside the range must raise ValueError."""
+    import torch
+
+    model, images = _random_attacked_cnn(rng, 1, batch_norm=False), torch.full((2, 1, 6, 6), 0.5, dtype=torch.float64)
+    targets = torch.zeros(2, dtype=torch.int64)
+    _expect_raises(ValueError, "fgsm(model, images, targets, epsilon=-0.1)", lambda: fn(model, images, targets, -0.1))
+    outside = images.clone()
+    outside[0, 0, 0, 0] = 1.5
+    _expect_raises(ValueError, "fgsm(model, images, targets, 0.1) with an image value of 1.5 (outside (0, 1))",
+                   lambda: fn(model, outside, targets, 0.1))
+
+
+def check_fgsm(fn: Callable, kind: str = "linear", n_cases: int = 20, seed: int = 0) -> None:
+    """Check ``fn(model, images, targets, epsilon, clamp=)`` on random float64 batches.
+
+    ``"linear"``: the result equals :func:`fgsm_linear_by_hand` on a linear classifier
+    (some inputs with zero weight, which must not move), with clamp ``(0, 1)``, another
+    range, or ``None``. ``"budget"``: on small conv nets, every result stays within
+    ``epsilon`` and inside the range, each value moving by exactly ``epsilon`` unless
+    clipped (or its gradient is 0); ``epsilon = 0`` returns the images; a negative
+    ``epsilon`` and images outside the range raise ValueError. ``"model_kept"``: conv nets
+    with batch norm, in training or eval mode, some frozen, some attacks run inside
+    ``torch.no_grad()``; the model (parameters, buffers, ``.grad``, mode), images and
+    targets must be left as they were, and the result keep the properties above.
+    """
+    _check_kind(kind, FGSM_KINDS)
+    import torch
+
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        model, images, targets, epsilon, clamp = _fgsm_case(rng, kind)
+        call = _describe_torch_call("fgsm", {"model": model, "images": images, "targets": targets,
+                                             "epsilon": epsilon, "clamp": clamp})
+        snapshot = _snapshot(model, images, targets)
+        context = _maybe_without_grad(rng, kind)
+        with context:
+            got = fn(model, images, targets, epsilon, clamp=clamp)
+        if isinstance(context, torch.no_grad):
+            call += ", called inside torch.no_grad()"
+        _check_fgsm_result(got, images, epsilon, clamp, call)
+        if kind == "linear":
+            expected = fgsm_linear_by_hand(model[1].weight, model[1].bias, images, targets, epsilon, clamp)
+            _assert_tensor_matches(got, expected, call, rtol=0.0, atol=1e-12)
+        elif kind == "budget" and epsilon == 0 and not torch.equal(got, images):
+            raise AssertionError(f"{call} must return the images' values unchanged when epsilon is 0")
+        elif kind == "model_kept":
+            _check_left_alone(model, snapshot, [images, targets], call)
+    if kind == "budget":
+        _check_fgsm_rejects(fn, rng)

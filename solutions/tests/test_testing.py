@@ -174,3 +174,267 @@ def test_detection_checks_catch_plausible_mistakes():
     for check, wrong, message in cases:
         with pytest.raises(AssertionError, match=message):
             check(wrong)
+
+
+# Chapter 05 checks: focal and distillation losses, Grad-CAM, FGSM -------------------------
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_chapter_05_checks_pass_on_the_reference():
+    from cvprep import adversarial, interpret, losses
+
+    for kind in testing.FOCAL_KINDS:
+        testing.check_focal_loss(losses.focal_loss, kind)
+    for kind in testing.DISTILLATION_KINDS:
+        testing.check_distillation_loss(losses.distillation_loss, kind)
+    for kind in testing.GRAD_CAM_KINDS:
+        testing.check_grad_cam(interpret.grad_cam, kind)
+        testing.check_grad_cam(interpret.grad_cam_loops, kind)
+    def pgd_as_fgsm(model, images, targets, epsilon, clamp=(0.0, 1.0)):  # one step of size epsilon, no random start
+        return adversarial.pgd(model, images, targets, epsilon, alpha=max(epsilon, 1e-3), steps=1 if epsilon else 0,
+                               random_start=False, clamp=clamp)
+
+    for kind in testing.FGSM_KINDS:
+        testing.check_fgsm(adversarial.fgsm, kind)
+        testing.check_fgsm(pgd_as_fgsm, kind)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_grad_cam_by_hand_on_a_hand_worked_network():
+    from collections import OrderedDict
+
+    import torch
+    from torch import nn
+
+    # features: a 1x1 convolution 1 -> 2 channels, A_0 = x and A_1 = -x; head: pool, linear W.
+    # dy_c / dA_k = W[c, k] / 4 on a 2x2 map, so the map is ReLU(W[c, 0] x - W[c, 1] x) / 4:
+    # class 0, W = (1, 3): ReLU(-2x) = (0, 2, 0, 0.5) on x = (1, -1, 0.5, -0.25) -> / 2 -> (0, 1, 0, 0.25)
+    # class 1, W = (2, 0): ReLU(2x) = (2, 0, 1, 0) -> / 2 -> (1, 0, 0.5, 0)
+    features = nn.Sequential(nn.Conv2d(1, 2, 1, bias=False))
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2, bias=False))
+    model = nn.Sequential(OrderedDict(features=features, head=head))
+    with torch.no_grad():
+        model.features[0].weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+        model.head[2].weight.copy_(torch.tensor([[1.0, 3.0], [2.0, 0.0]]))
+    x = torch.tensor([[1.0, -1.0], [0.5, -0.25]]).expand(2, 1, 2, 2)
+    maps = testing.grad_cam_by_hand(model, x, torch.tensor([0, 1]))
+    torch.testing.assert_close(maps, torch.tensor([[[0.0, 1.0], [0.0, 0.25]], [[1.0, 0.0], [0.5, 0.0]]]))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_fgsm_linear_by_hand_on_a_hand_worked_model():
+    import torch
+
+    # two classes, y = 0: grad_x = W^T (p - e_0) = p_1 (W[1] - W[0]) = p_1 (-1, 3, 0): signs (-1, +1, 0)
+    weight, bias = torch.tensor([[1.0, -2.0, 0.0], [0.0, 1.0, 0.0]]), torch.zeros(2)
+    images = torch.tensor([[0.05, 0.5, 0.5]]).view(1, 1, 1, 3)
+    got = testing.fgsm_linear_by_hand(weight, bias, images, torch.tensor([0]), 0.1)
+    torch.testing.assert_close(got, torch.tensor([[0.0, 0.6, 0.5]]).view(1, 1, 1, 3))  # -0.05 clipped to 0
+    unclipped = testing.fgsm_linear_by_hand(weight, bias, images, torch.tensor([0]), 0.1, clamp=None)
+    torch.testing.assert_close(unclipped, torch.tensor([[-0.05, 0.6, 0.5]]).view(1, 1, 1, 3))
+
+
+def test_random_cam_networks_cover_every_head_and_kind():
+    from torch import nn
+
+    rng = np.random.default_rng(0)
+    heads, scaled, frozen, training = set(), False, False, False
+    for kind in testing.GRAD_CAM_KINDS:
+        for _ in range(20):
+            model, target = testing.random_cam_network(rng, kind)
+            assert target is model.features or target is model.features[-1]
+            first = model.head[0]
+            heads.add("conv" if isinstance(first, nn.Conv2d) else "relu" if isinstance(first, nn.ReLU) else "linear")
+            scaled |= hasattr(model, "scale")
+            frozen |= not any(p.requires_grad for p in model.parameters())
+            training |= model.training
+    assert heads == set(testing.CAM_HEADS) and scaled and frozen and training
+
+
+def _grad_cam_from(cam, explain=None):
+    """A Grad-CAM built from cvprep's pieces, with ``cam(activations, gradients)`` replaced."""
+    from cvprep import interpret
+
+    def grad_cam(model, target_layer, images, target_classes):
+        model_ = explain(model) if explain else model
+        activations, gradients = interpret._activations_and_gradients(model_, target_layer, images, target_classes)
+        return interpret._normalise(interpret._upsample(cam(activations, gradients), tuple(images.shape[2:])))
+
+    return grad_cam
+
+
+def _grad_cam_mistakes():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from cvprep import interpret
+
+    def without_relu(activations, gradients):
+        return torch.einsum("nk,nkhw->nhw", gradients.mean(dim=(2, 3)), activations)
+
+    def gradient_times_activation(activations, gradients):  # no averaging over the map
+        return torch.relu((gradients * activations).sum(dim=1))
+
+    def nearest_upsampling(model, target_layer, images, target_classes):
+        activations, gradients = interpret._activations_and_gradients(model, target_layer, images, target_classes)
+        cam = interpret._cam(activations, gradients)
+        return interpret._normalise(F.interpolate(cam[:, None], size=tuple(images.shape[2:]), mode="nearest")[:, 0])
+
+    class Probabilities(nn.Module):  # explains the softmax probability instead of the logit
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return torch.softmax(self.inner(x), dim=1)
+
+    def with_backward(model, target_layer, images, target_classes):  # leaves .grad on the parameters
+        outputs = []
+        handle = target_layer.register_forward_hook(lambda module, inputs, output: outputs.append(output))
+        with torch.enable_grad():
+            logits = model(images.detach().requires_grad_(True))
+            outputs[0].retain_grad()
+            logits.gather(1, target_classes[:, None])[:, 0].sum().backward()
+        handle.remove()
+        return interpret._normalise(interpret._upsample(interpret._cam(outputs[0].detach(), outputs[0].grad),
+                                                        tuple(images.shape[2:])))
+
+    def in_eval_mode(model, target_layer, images, target_classes):
+        return interpret.grad_cam(model.eval(), target_layer, images, target_classes)
+
+    return [
+        (_grad_cam_from(without_relu), "full_resolution"),
+        (_grad_cam_from(gradient_times_activation), "full_resolution"),
+        (nearest_upsampling, "coarse"),
+        (lambda model, layer, images, classes: interpret.grad_cam(Probabilities(model), layer, images, classes),
+         "coarse"),
+        (_grad_cam_from(without_relu), "model_kept"),
+        (with_backward, "model_kept"),
+        (in_eval_mode, "model_kept"),
+    ]
+
+
+def _fgsm_mistakes():
+    import torch
+    import torch.nn.functional as F
+
+    from cvprep import adversarial
+
+    def gradient(model, images, targets):
+        x = images.detach().requires_grad_(True)
+        with torch.enable_grad():
+            return torch.autograd.grad(F.cross_entropy(model(x), targets, reduction="sum"), x)[0]
+
+    def unclipped(model, images, targets, epsilon, clamp=(0.0, 1.0)):
+        return adversarial.fgsm(model, images, targets, epsilon, clamp=None)
+
+    def descending(model, images, targets, epsilon, clamp=(0.0, 1.0)):  # lowers the loss
+        low, high = clamp if clamp else (-float("inf"), float("inf"))
+        return (images - epsilon * gradient(model, images, targets).sign()).clamp(low, high)
+
+    def raw_gradient(model, images, targets, epsilon, clamp=(0.0, 1.0)):  # forgets the sign
+        low, high = clamp if clamp else (-float("inf"), float("inf"))
+        return (images + epsilon * gradient(model, images, targets)).clamp(low, high)
+
+    def with_backward(model, images, targets, epsilon, clamp=(0.0, 1.0)):  # .grad on the parameters
+        x = images.detach().requires_grad_(True)
+        with torch.enable_grad():
+            F.cross_entropy(model(x), targets).backward()
+        low, high = clamp if clamp else (-float("inf"), float("inf"))
+        return (images + epsilon * x.grad.sign()).clamp(low, high)
+
+    def statistics_updated(model, images, targets, epsilon, clamp=(0.0, 1.0)):  # no _model_kept
+        low, high = clamp if clamp else (-float("inf"), float("inf"))
+        return (images + epsilon * gradient(model, images, targets).sign()).clamp(low, high)
+
+    def accepts_anything(model, images, targets, epsilon, clamp=(0.0, 1.0)):  # no argument checks
+        return statistics_updated(model, images, targets, abs(epsilon), clamp)
+
+    return [
+        (unclipped, "linear"), (descending, "linear"), (unclipped, "budget"), (raw_gradient, "budget"),
+        (accepts_anything, "budget"), (unclipped, "model_kept"), (with_backward, "model_kept"),
+        (statistics_updated, "model_kept"),
+    ]
+
+
+def _loss_mistakes():
+    import torch
+    import torch.nn.functional as F
+
+    from cvprep import losses
+
+    def alpha_swapped(logits, targets, alpha=0.25, gamma=2.0, reduction="none"):
+        return losses.focal_loss(logits, targets, 1 - alpha if alpha >= 0 else alpha, gamma, reduction)
+
+    def log_of_sigmoid(logits, targets, alpha=0.25, gamma=2.0, reduction="none"):
+        p = torch.sigmoid(logits)
+        p_t = p * targets + (1 - p) * (1 - targets)
+        loss = -(1 - p_t) ** gamma * torch.log(p_t)
+        if alpha >= 0:
+            loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+        return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+
+    def without_t_squared(student_logits, teacher_logits, targets, temperature, alpha):
+        return losses.distillation_loss(student_logits, teacher_logits, targets, temperature, alpha) \
+            - alpha * (temperature**2 - 1) * soft(student_logits, teacher_logits, temperature)
+
+    def soft(student_logits, teacher_logits, temperature):
+        return F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                        F.log_softmax(teacher_logits.detach() / temperature, dim=1), reduction="batchmean",
+                        log_target=True)
+
+    def kl_reversed(student_logits, teacher_logits, targets, temperature, alpha):
+        q = F.log_softmax(student_logits / temperature, dim=1)
+        p = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
+        kl = (q.exp() * (q - p)).sum(dim=1).mean()
+        return alpha * temperature**2 * kl + (1 - alpha) * F.cross_entropy(student_logits, targets)
+
+    def teacher_not_detached(student_logits, teacher_logits, targets, temperature, alpha):
+        kl = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                      F.log_softmax(teacher_logits / temperature, dim=1), reduction="batchmean", log_target=True)
+        return alpha * temperature**2 * kl + (1 - alpha) * F.cross_entropy(student_logits, targets)
+
+    return [
+        (testing.check_focal_loss, alpha_swapped, "elementwise"),
+        (testing.check_focal_loss, alpha_swapped, "reductions"),
+        (testing.check_focal_loss, log_of_sigmoid, "reductions"),
+        (testing.check_distillation_loss, without_t_squared, "values"),
+        (testing.check_distillation_loss, without_t_squared, "gradients"),
+        (testing.check_distillation_loss, kl_reversed, "values"),
+        (testing.check_distillation_loss, teacher_not_detached, "gradients"),
+    ]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_chapter_05_checks_catch_plausible_mistakes():
+    cases = [*_loss_mistakes(), *((testing.check_grad_cam, wrong, kind) for wrong, kind in _grad_cam_mistakes()),
+             *((testing.check_fgsm, wrong, kind) for wrong, kind in _fgsm_mistakes())]
+    for check, wrong, kind in cases:
+        with pytest.raises(AssertionError):
+            check(wrong, kind=kind)
+
+
+def focal_reading_average_as_sum(logits, targets, alpha=0.25, gamma=2.0, reduction="none"):
+    """Right on every valid reduction, but takes an unknown one for "sum" instead of refusing it."""
+    from torchvision.ops import sigmoid_focal_loss
+
+    return sigmoid_focal_loss(logits, targets, alpha, gamma, "sum" if reduction == "average" else reduction)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_chapter_05_check_messages_name_the_failing_call():
+    import torch
+
+    with pytest.raises(AssertionError, match=r"focal_loss\(logits=<tensor of shape .*\) returned list"):
+        testing.check_focal_loss(lambda logits, targets, **kwargs: logits.tolist())
+    with pytest.raises(AssertionError, match="returned Tensor; expected it to raise ValueError"):
+        testing.check_focal_loss(focal_reading_average_as_sum, kind="reductions")
+    with pytest.raises(AssertionError, match="must return a tensor differentiable with respect to student_logits"):
+        testing.check_distillation_loss(lambda s, t, y, temperature, alpha: torch.tensor(0.0), kind="gradients")
+    with pytest.raises(AssertionError, match=r"grad_cam\(model=.*target_classes=\[.*\]\) returned shape"):
+        testing.check_grad_cam(lambda model, layer, images, classes: images[:, 0, :1])
+    with pytest.raises(AssertionError, match="requires grad: detach it"):
+        testing.check_fgsm(lambda model, images, targets, epsilon, clamp: images.clone().requires_grad_(True))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        testing.check_fgsm(lambda *args, **kwargs: None, kind="pgd")
+
