@@ -145,7 +145,7 @@ def test_glued_numbers_match_cvprep(build_log):
 
 
 @pytest.mark.parametrize("exercise", ["01-convolution/convolution", "04-architectures/architectures",
-                                      "06-detection/detection"])
+                                      "05-classification/classification", "06-detection/detection"])
 def test_exercise_page_is_the_student_version(build_log, exercise):
     text = html.unescape(page(f"book/_exercises/{exercise}"))
     assert "YOUR CODE HERE" in text and "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text

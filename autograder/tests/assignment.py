@@ -56,6 +56,19 @@ MISTAKES = {
         "average_precision": (  # reads the raw zigzag instead of the monotone envelope
             "envelope = np.maximum.accumulate(precision[::-1])[::-1]", "envelope = precision"),
     },
+    "05-classification": {
+        "focal_loss": (  # swaps the weights: alpha for the negatives, 1 - alpha for the positives
+            "loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss",
+            "loss = ((1 - alpha) * targets + alpha * (1 - targets)) * loss"),
+        "distillation_loss": (  # forgets the T^2 that keeps the soft term's gradients the same size at every T
+            "return alpha * t**2 * kl + (1.0 - alpha) * hard", "return alpha * kl + (1.0 - alpha) * hard"),
+        "grad_cam": (  # no ReLU: evidence against the class shows up too
+            'return torch.relu(torch.einsum("nk,nkhw->nhw", alphas, activations))',
+            'return torch.einsum("nk,nkhw->nhw", alphas, activations)'),
+        "fgsm": (  # never clips to the valid range
+            "return (images.detach() + epsilon * gradient.sign()).clamp(low, high)",
+            "return images.detach() + epsilon * gradient.sign()"),
+    },
 }
 
 # Tests of other parts that a mistake in a part also fails, because they call its code:
@@ -65,4 +78,4 @@ ALSO_FAILS = {
 }
 
 # Points of each assignment, from the table at the top of its notebook.
-MAX_SCORE = {"01-convolution": 10, "04-architectures": 10, "06-detection": 10}
+MAX_SCORE = {"01-convolution": 10, "04-architectures": 10, "05-classification": 10, "06-detection": 10}
