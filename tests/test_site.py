@@ -53,6 +53,12 @@ def test_every_toc_page_is_built(build_log):
     ("01-convolution/forward-pass", 1, None),
     ("04-architectures/cost", 2, "sliders"),  # FLOP calculator, per-layer breakdown (menu)
     ("04-architectures/choosing", 2, "sliders"),  # accuracy against cost (buttons), compound scaling
+    ("05-classification/training", 1, None),  # the data
+    ("05-classification/imbalance", 3, None),  # effective-number weights, focal loss, losses under noise
+    ("05-classification/distillation", 2, "sliders"),  # soft targets over T, MAE masking
+    ("05-classification/interpretability", 1, "sliders"),  # Grad-CAM viewer
+    ("05-classification/adversarial", 1, "sliders"),  # epsilon slider
+    ("05-classification/calibration", 1, "sliders"),  # reliability before and after temperature scaling
     ("06-detection/boxes", 1, "sliders"),  # IoU playground
     ("06-detection/anchors", 1, None),
     ("06-detection/nms", 2, "sliders"),  # NMS step by step, NMS against Soft-NMS over the threshold
