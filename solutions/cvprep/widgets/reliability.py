@@ -151,8 +151,8 @@ def _title(before: Calibration, after: Calibration, label: str, accuracy: float,
     """ECE before and after, NLL before and after; ECE in percent to one decimal, NLL to three."""
     return (f"T = {label}: ECE {100 * before.ece:.1f} % → {100 * after.ece:.1f} %, "
             f"NLL {before.nll:.3f} → {after.nll:.3f}"
-            f"<br><sup>{n} predictions, {len(after.bins.counts)} confidence bins; accuracy {100 * accuracy:.1f} % "
-            f"at every T: dividing the logits by T moves the confidences, never the predicted class</sup>")
+            f"<br><sup>{n} predictions, {len(after.bins.counts)} bins; accuracy {100 * accuracy:.1f} % at every T "
+            f"(T never changes the predicted class)</sup>")
 
 
 def _centres(edges: list[float]) -> list[float]:
@@ -241,10 +241,10 @@ def figure(logits: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray
     centres = _centres(edges)
 
     fig = make_subplots(rows=2, cols=3, row_heights=[0.74, 0.26], column_widths=[0.35, 0.35, 0.30],
-                        vertical_spacing=0.05, horizontal_spacing=0.07, shared_xaxes=True,
+                        vertical_spacing=0.05, horizontal_spacing=0.1, shared_xaxes=True,
                         specs=[[{}, {}, {"rowspan": 2, "secondary_y": True}], [{}, {}, None]],
-                        subplot_titles=("before: logits as trained (T = 1)", "after: logits / T (T on the slider)",
-                                        "ECE and NLL against T"))
+                        # short titles: the book's text column is about 650 px wide
+                        subplot_titles=("as trained (T = 1)", "logits / T", "ECE, NLL against T"))
     _diagram(fig, before, 1, ranges, legend=True)
     _diagram(fig, steps[active], 2, ranges, legend=False)
     eces, nlls = [100 * s.ece for s in steps], [s.nll for s in steps]
@@ -264,12 +264,12 @@ def figure(logits: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray
                              showlegend=fitted_at is not None, line=dict(color="#444444", width=1.2, dash="dot"),
                              hovertemplate="fitted T %{x:.3g}<extra></extra>"), 1, 3, secondary_y=True)
 
-    _style.base_layout(fig, titles[active], height=600)
-    fig.update_layout(barmode="overlay", bargap=0, showlegend=True, margin=dict(t=130, b=30),
-                      legend=dict(orientation="h", x=0, y=1.07, yanchor="bottom", font=dict(size=11)))
+    _style.base_layout(fig, titles[active], height=680)
+    fig.update_layout(barmode="overlay", bargap=0, showlegend=True, margin=dict(t=90, b=30),
+                      legend=dict(orientation="h", x=0, y=-0.12, yanchor="top", font=dict(size=11)))
     for col in (1, 2):
         fig.update_xaxes(range=[0, 1], row=1, col=col)
-        fig.update_xaxes(range=[0, 1], title="confidence (largest probability)", row=2, col=col)
+        fig.update_xaxes(range=[0, 1], title="confidence", row=2, col=col)
         fig.update_yaxes(range=[0, 1], title="accuracy" if col == 1 else None, row=1, col=col)
         fig.update_yaxes(title="count" if col == 1 else None, rangemode="tozero", row=2, col=col)
     fig.update_xaxes(type="log", title="temperature T", row=1, col=3)
@@ -286,7 +286,7 @@ def figure(logits: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray
                             "x": [centres, centres, centres, [t], [t]]},
                            {"title.text": title}, list(SLIDER_TRACES)])
     slider = _style.slider(labels, steps_args, "update", "T: ", active)
-    slider.update(y=-0.06)
+    slider.update(y=-0.24)
     fig.update_layout(sliders=[slider])
     return fig
 
