@@ -20,7 +20,8 @@ import inspect
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -237,31 +238,52 @@ def _recipe_hash() -> str:
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
-def chapter_model(cache_dir: str | os.PathLike | None = None) -> SmallCNN:
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (POSIX; elsewhere no lock, only a wasted retraining)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def chapter_model(cache_dir: str | os.PathLike | None = None, *,
+                  with_log: bool = False) -> SmallCNN | tuple[SmallCNN, TrainingLog]:
     """The model ``train_chapter_model()`` trains, trained once and then loaded from a cache.
 
     The weights are the same either way (training runs on one thread); the cache only
     saves time. The file name holds a hash of this module's and ``cvprep.shapes``'
-    source and of the torch version, so a change to the recipe retrains.
+    source and of the torch version, so a change to the recipe retrains. A lock file
+    makes concurrent callers (the book's pages execute two at a time) wait for one
+    training run instead of each starting their own.
 
     Args:
-        cache_dir: where the state dict is kept; default ``$CVPREP_CACHE``, else
+        cache_dir: where the weights are kept; default ``$CVPREP_CACHE``, else
             ``~/.cache/cvprep``.
+        with_log: also return the TrainingLog of the run that trained the cached weights
+            (its ``seconds`` were measured then, on the machine that trained them).
 
     Returns:
-        SmallCNN in eval mode.
+        SmallCNN in eval mode, or ``(model, log)`` with ``with_log``.
     """
     if cache_dir is None:
         cache_dir = os.environ.get("CVPREP_CACHE") or Path.home() / ".cache" / "cvprep"
     path = Path(cache_dir) / f"chapter-model-{_recipe_hash()}.pt"
-    model = SmallCNN()
-    if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval()
-    model, _ = train_chapter_model()
     path.parent.mkdir(parents=True, exist_ok=True)
-    # write then rename: pages executing in parallel never read a half-written file
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        torch.save(model.state_dict(), handle)
-    os.replace(handle.name, path)
-    return model
+    with _exclusive(path.with_suffix(".lock")):
+        if not path.exists():
+            trained, log = train_chapter_model()
+            saved = {"state_dict": trained.state_dict(), "losses": log.losses, "seconds": log.seconds}
+            # write then rename: a reader without the lock never sees a half-written file
+            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+                torch.save(saved, handle)
+            os.replace(handle.name, path)
+        saved = torch.load(path, weights_only=True)
+    model = SmallCNN()
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    return (model, TrainingLog(list(saved["losses"]), float(saved["seconds"]))) if with_log else model

@@ -162,26 +162,48 @@ def test_chapter_model_is_reproducible_and_leaves_global_state_alone():
     assert len(log.losses) == 1 and not first.training
 
 
-def test_chapter_model_trains_once_then_loads_the_same_weights(tmp_path, monkeypatch):
+@pytest.fixture
+def quick_recipe(monkeypatch):
+    """chapter_model's training replaced by the real recipe on 64 images; the calls are counted."""
     import cvprep.classifier as classifier
 
     calls = []
 
-    def quick_recipe():  # the real recipe on 64 images, so the test stays fast
+    def recipe():
         calls.append(1)
         return train_chapter_model(epochs=1, train_size=64)
 
-    monkeypatch.setattr(classifier, "train_chapter_model", quick_recipe)
-    first = classifier.chapter_model(tmp_path)
-    second = classifier.chapter_model(tmp_path)
-    assert len(calls) == 1 and not second.training
+    monkeypatch.setattr(classifier, "train_chapter_model", recipe)
+    return calls
+
+
+def test_chapter_model_trains_once_then_loads_the_same_weights(tmp_path, monkeypatch, quick_recipe):
+    import cvprep.classifier as classifier
+
+    first, log = classifier.chapter_model(tmp_path, with_log=True)
+    second, again = classifier.chapter_model(tmp_path, with_log=True)
+    assert len(quick_recipe) == 1 and not second.training and isinstance(classifier.chapter_model(tmp_path), SmallCNN)
+    assert again.losses == log.losses and again.seconds == log.seconds and len(log.losses) == 1
     [saved] = tmp_path.glob("chapter-model-*.pt")
     assert not list(tmp_path.glob("*.tmp"))
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     monkeypatch.setattr(classifier, "_recipe_hash", lambda: "changed")
     classifier.chapter_model(tmp_path)  # another recipe: trains again, beside the old file
-    assert len(calls) == 2 and len(list(tmp_path.glob("chapter-model-*.pt"))) == 2
+    assert len(quick_recipe) == 2 and len(list(tmp_path.glob("chapter-model-*.pt"))) == 2
+
+
+def test_concurrent_callers_share_one_training_run(tmp_path, quick_recipe):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cvprep.classifier as classifier
+
+    with ThreadPoolExecutor(3) as pool:
+        models = list(pool.map(lambda _: classifier.chapter_model(tmp_path), range(3)))
+    assert len(quick_recipe) == 1  # the lock made the other two wait, then load
+    for model in models[1:]:
+        for a, b in zip(models[0].state_dict().values(), model.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_bad_chapter_arguments_are_named():
