@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvprep._torch_validation import check_labels, check_module, check_positive, check_tensor
+from cvprep._validation import check_int
 
 _LAYOUTS = {2: "[N, D]", 3: "[N, C, L]", 4: "[N, C, H, W]", 5: "[N, C, T, H, W]"}
 
@@ -66,14 +67,6 @@ def _check_images(images: object, low: float, high: float) -> torch.Tensor:
         raise ValueError(f"images must be finite and within the clamp range [{low}, {high}], "
                          f"got values from {images.min().item()} to {images.max().item()}")
     return images
-
-
-def _check_steps(steps: object) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int):
-        raise TypeError(f"steps must be an int, got {type(steps).__name__} {steps!r}")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    return steps
 
 
 def _check_generator(generator: object) -> torch.Generator | None:
@@ -220,7 +213,7 @@ def pgd(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, epsilon: 
     images = _check_images(images, low, high).detach()
     epsilon = check_positive(epsilon, "epsilon", allow_zero=True)
     alpha = check_positive(alpha, "alpha")
-    steps, generator = _check_steps(steps), _check_generator(generator)
+    steps, generator = check_int(steps, "steps", 0), _check_generator(generator)
     lower = (images - epsilon).clamp(min=low)  # [N, C, H, W], the box ball ∩ range
     upper = (images + epsilon).clamp(max=high)
     x = images

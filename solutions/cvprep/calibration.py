@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from cvprep._torch_validation import check_labels, check_positive, check_tensor
+from cvprep._validation import check_int
 
 ROW_SUM_TOLERANCE = 1e-4  # how far a row of probs may sum from 1 (float32 softmax rounding)
 _GOLDEN = (math.sqrt(5) - 1) / 2  # 0.618...: the golden-section step
@@ -49,14 +50,6 @@ class ReliabilityBins(NamedTuple):
 
 
 # Validation ------------------------------------------------------------------------------
-
-def _check_n_bins(n_bins: object) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int):
-        raise TypeError(f"n_bins must be an int, got {type(n_bins).__name__} {n_bins!r}")
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    return n_bins
-
 
 def _check_rows(x: object, name: str, min_classes: int = 1) -> torch.Tensor:
     """A finite floating-point ``Tensor[N, C]`` with ``N >= 1`` and ``C >= min_classes``."""
@@ -79,7 +72,7 @@ def _check_probs(probs: object, targets: object, n_bins: object) -> tuple[torch.
         raise ValueError(f"probs rows must sum to 1 (within {ROW_SUM_TOLERANCE}), "
                          f"row {row} sums to {float(probs[row].double().sum())}")
     targets = check_labels(targets, "targets", probs.shape[0], probs.shape[1])
-    return probs, targets, _check_n_bins(n_bins)
+    return probs, targets, check_int(n_bins, "n_bins", 1)
 
 
 def _check_bounds(bounds: object) -> tuple[float, float]:
