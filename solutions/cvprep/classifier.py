@@ -172,14 +172,22 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return (logits.argmax(1) == labels).float().mean().item()
 
 
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode, then give every submodule its own flag back."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
 @torch.no_grad()
 def _outputs(model: nn.Module, probe: torch.Tensor) -> int:
-    was_training = model.training
-    model.eval()  # batch norm cannot run in training mode on one image
-    try:
+    with evaluating(model):  # batch norm cannot run in training mode on one image
         return model(probe).shape[1]
-    finally:
-        model.train(was_training)
 
 
 def chapter_split(name: str) -> tuple[torch.Tensor, torch.Tensor]:

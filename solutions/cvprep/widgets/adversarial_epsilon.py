@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +28,7 @@ from torch import nn
 from cvprep._torch_validation import check_labels, check_module, check_positive, check_tensor
 from cvprep._validation import check_int
 from cvprep.adversarial import fgsm, pgd
+from cvprep.classifier import evaluating
 from cvprep.widgets import _style
 
 ATTACKS = ("FGSM", "PGD")
@@ -125,17 +125,6 @@ def _check_batch(batch: object, image: torch.Tensor, num_classes: int) -> tuple[
 
 # The computation ------------------------------------------------------------------------
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run a block with ``model`` in eval mode; its own mode is back afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def _adversarial(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, epsilons: np.ndarray,
                  alphas: np.ndarray, steps: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(FGSM images, PGD images), each [N, C, H, W], for each epsilon in turn.
@@ -212,7 +201,7 @@ def compute(model: nn.Module, image: torch.Tensor, label: int, epsilons: Sequenc
     else:
         alphas = np.full(len(epsilons), check_positive(pgd_alpha, "pgd_alpha"))
     clean = image[None]  # [1, C, H, W]
-    with _eval_mode(model):
+    with evaluating(model):
         clean_probabilities = _probabilities(model, clean)[0]  # [K]
         names = _check_class_names(class_names, len(clean_probabilities))
         label = check_int(label, "label", 0)

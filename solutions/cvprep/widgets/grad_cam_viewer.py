@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +31,7 @@ from torch import Tensor, nn
 
 from cvprep._torch_validation import check_labels, check_module, check_tensor
 from cvprep._validation import check_choice, check_int
+from cvprep.classifier import evaluating
 from cvprep.interpret import _activations_and_gradients, _cam, _normalise, _upsample, saliency
 from cvprep.widgets import _style
 
@@ -76,18 +76,6 @@ class GradCamSet:
 
 # Checks and computation -------------------------------------------------------------------
 
-@contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Run the block with ``model`` in eval mode, then give every submodule its own flag back."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in flags:
-            module.training = training
-
-
 def _check_layers(model: nn.Module, layers: object) -> dict[str, nn.Module]:
     if not isinstance(layers, Mapping):
         raise TypeError(f"layers must be a mapping name -> submodule of model, got {type(layers).__name__}")
@@ -111,7 +99,7 @@ def _checked(model, layers, images, labels, class_names) -> tuple[dict[str, nn.M
     images = check_tensor(images, "images", "[N, C, H, W]")
     if len(images) == 0:
         raise ValueError("images must hold at least one image, got shape " + str(tuple(images.shape)))
-    with _evaluating(model), torch.no_grad():
+    with evaluating(model), torch.no_grad():
         logits = model(images)  # [N, K]
     if logits.ndim != 2 or len(logits) != len(images):
         raise ValueError(f"model(images) must be logits [N, num_classes], got shape {tuple(logits.shape)}")
@@ -170,7 +158,7 @@ def compute(model: nn.Module, layers: Mapping[str, nn.Module], images: Tensor, l
     layers, logits = _checked(model, layers, images, labels, class_names)
     num_classes = logits.shape[1]
     images = images.detach()
-    with _evaluating(model):
+    with evaluating(model):
         cams = tuple(_layer_cams(model, layer, name, images, num_classes) for name, layer in layers.items())
         saliencies = [saliency(model, images, torch.full((len(images),), k, dtype=torch.long))
                       for k in range(num_classes)]
